@@ -1,0 +1,205 @@
+package broker
+
+// Produce: v3-13 (v0-v2 advertised for librdkafka, KAFKA-18659; a v0-v2
+// request closes the connection, as in Kafka 4.x)
+//
+// Behavior:
+// * Each partition's record set is validated whole (magic 2, CRC-32C, sizes,
+//   max.message.bytes) before anything of it is written.
+// * Offsets and the leader epoch are assigned by rewriting the batch header;
+//   the bytes are otherwise appended verbatim.
+// * Idempotent batches are checked against the producer's last five batches:
+//   duplicates get their original offset back, gaps
+//   OUT_OF_ORDER_SEQUENCE_NUMBER, stale epochs INVALID_PRODUCER_EPOCH.
+// * Transactions v2 (v12+): a transactional batch adds its partition to the
+//   producer's transaction through the coordinator before it is appended.
+// * acks=all: the ISR must meet min.insync.replicas before the append
+//   (NOT_ENOUGH_REPLICAS) and after it (NOT_ENOUGH_REPLICAS_AFTER_APPEND);
+//   the response waits until the high watermark passes the batch, or the
+//   request timeout (REQUEST_TIMED_OUT). A leader whose etcd lease is no
+//   longer certainly alive acknowledges nothing (NOT_LEADER_OR_FOLLOWER).
+// * acks=0 gets no response; if any partition failed the connection is
+//   closed instead, as Kafka does, so the client notices.
+//
+// Version notes:
+// * v3: transactional ID, record batch v2 only; v5: log start offset;
+//   v8: record errors, error message; v9: flexible; v10: current leader
+//   (tagged); v13: topic IDs.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/broker/replica"
+	"github.com/kbroker/kbroker/protocol/batch"
+)
+
+func handleProduce(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
+	r := req.(*kmsg.ProduceRequest)
+	resp := r.ResponseKind().(*kmsg.ProduceResponse)
+	img := c.b.view.Image()
+
+	var reqErr *kerr.Error
+	if r.Acks != 0 && r.Acks != 1 && r.Acks != -1 {
+		reqErr = kerr.InvalidRequiredAcks
+	}
+	failed := false
+	// acks=all appends wait for the high watermark after the loop.
+	type hwWait struct {
+		p      *replica.Partition
+		offset int64
+		ti, pi int // the partition's place in resp
+	}
+	var waits []hwWait
+	for _, rt := range r.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		st.TopicID = rt.TopicID
+		name := rt.Topic
+		if r.Version >= 13 {
+			if t := img.TopicsByID[rt.TopicID]; t != nil {
+				name = t.Name
+			} else {
+				name = ""
+			}
+		}
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
+			if reqErr != nil {
+				sp.ErrorCode = reqErr.Code
+			} else if code := c.addToTransaction(r, name, rp); code != 0 {
+				sp.ErrorCode = code
+			} else {
+				p, res, err := c.produceTo(name, rp.Partition, rp.Records, r.Acks == -1)
+				if err != nil {
+					sp.ErrorCode = produceErrorCode(c, name, rp.Partition, err, r.Version)
+				} else {
+					sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = res.BaseOffset, res.LogAppendTime, res.LogStartOffset
+					if r.Acks == -1 {
+						waits = append(waits, hwWait{p: p, offset: res.LastOffset + 1, ti: len(resp.Topics), pi: len(st.Partitions)})
+					}
+				}
+			}
+			if sp.ErrorCode != 0 {
+				failed = true
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if r.Acks == 0 {
+		if failed {
+			return reply{}, fmt.Errorf("acks=0 produce failed for at least one partition; closing the connection so the client notices")
+		}
+		return noReply(), nil
+	}
+	pending := waits[:0]
+	for _, w := range waits {
+		if w.p.HighWatermark() < w.offset {
+			pending = append(pending, w)
+		}
+	}
+	if len(pending) == 0 {
+		return now(resp), nil
+	}
+	// acks=all: answer once the ISR holds every batch, or at the timeout.
+	timeout := time.Duration(max(r.TimeoutMillis, 0)) * time.Millisecond
+	return later(func() kmsg.Response {
+		ctx, cancel := context.WithTimeout(c.ctx, timeout)
+		defer cancel()
+		for _, w := range pending {
+			err := w.p.WaitForHighWatermark(ctx, w.offset)
+			if err == nil && !c.b.lease.fresh() {
+				err = kerr.NotLeaderForPartition
+			}
+			if err != nil {
+				sp := &resp.Topics[w.ti].Partitions[w.pi]
+				if ke, ok := err.(*kerr.Error); ok {
+					sp.ErrorCode = ke.Code
+				} else {
+					sp.ErrorCode = kerr.RequestTimedOut.Code
+				}
+			}
+		}
+		return resp
+	}), nil
+}
+
+// addToTransaction implements transactions v2 (KIP-890 part 2): a
+// transactional batch sent with Produce v12+ adds its partition to the
+// producer's transaction itself, through the transaction coordinator. It
+// returns the partition's error code, 0 to go on with the append.
+//
+// Retriable coordinator errors become NOT_ENOUGH_REPLICAS, as Kafka does,
+// so the producer retries the batch rather than aborting.
+func (c *conn) addToTransaction(r *kmsg.ProduceRequest, topic string, rp kmsg.ProduceRequestTopicPartition) int16 {
+	if r.Version < 12 || r.TransactionID == nil || topic == "" {
+		return 0
+	}
+	h, err := batch.ParseHeader(rp.Records)
+	if err != nil || !h.IsTransactional() {
+		return 0 // validation of the append answers for a bad batch
+	}
+	ctx, cancel := c.requestContext()
+	defer cancel()
+	code := c.b.addToTransaction(ctx, *r.TransactionID, h.ProducerID, h.ProducerEpoch, map[string][]int32{topic: {rp.Partition}})
+	switch code {
+	case kerr.CoordinatorNotAvailable.Code, kerr.NotCoordinator.Code, kerr.CoordinatorLoadInProgress.Code, kerr.ConcurrentTransactions.Code:
+		return kerr.NotEnoughReplicas.Code
+	}
+	return code
+}
+
+// produceTo appends one partition's records. With acks=all the ISR must
+// meet min.insync.replicas first (NOT_ENOUGH_REPLICAS), as in Kafka.
+func (c *conn) produceTo(topic string, partition int32, records []byte, acksAll bool) (*replica.Partition, replica.AppendResult, error) {
+	if topic == "" {
+		return nil, replica.AppendResult{}, errUnknownPartition
+	}
+	p, err := c.b.partitions.leaderFor(topic, partition)
+	if err != nil {
+		return nil, replica.AppendResult{}, err
+	}
+	if acksAll && !p.EnoughReplicas() {
+		return nil, replica.AppendResult{}, kerr.NotEnoughReplicas
+	}
+	if acksAll && !c.b.lease.fresh() {
+		// Cut off from etcd: another broker may lead this partition soon.
+		return nil, replica.AppendResult{}, kerr.NotLeaderForPartition
+	}
+	res, err := p.AppendAsLeader(records)
+	if err == nil {
+		c.b.metrics.bytesIn.Add(float64(len(records)))
+	}
+	return p, res, err
+}
+
+// produceErrorCode maps an append failure to its wire code and logs what
+// the operator should know.
+func produceErrorCode(c *conn, topic string, partition int32, err error, version int16) int16 {
+	var ke *kerr.Error
+	switch {
+	case errors.As(err, &ke):
+		if ke == kerr.CorruptMessage {
+			c.warnBadInput("rejected corrupt record batch", err, "topic", topic, "partition", partition)
+		}
+		return ke.Code
+	case errors.Is(err, errUnknownPartition):
+		if version >= 13 && topic == "" {
+			return kerr.UnknownTopicID.Code
+		}
+		return kerr.UnknownTopicOrPartition.Code
+	case errors.Is(err, errNotLeader), errors.Is(err, replica.ErrClosed):
+		return kerr.NotLeaderForPartition.Code
+	default:
+		c.b.logger.Error("append failed", "topic", topic, "partition", partition, "err", err)
+		return kerr.KafkaStorageError.Code
+	}
+}

@@ -1,0 +1,367 @@
+package broker
+
+// Fetch: v4-18
+//
+// Behavior:
+// * Whole batches from the one containing the fetch offset, up to the high
+//   watermark; read_committed reads stop at the last stable offset and
+//   carry the aborted transactions overlapping what they return.
+// * Response max_bytes and per-partition max_bytes are honoured, except that
+//   the first batch of the response is always whole (KIP-74).
+// * Long-polls up to max_wait_ms until min_bytes are available, woken by
+//   appends to any fetched partition.
+// * Fetch sessions (KIP-227), full and incremental; see fetch_sessions.go.
+// * Record bytes go from the segment file to the socket with sendfile.
+//
+// Version notes:
+// * v4: isolation level, last stable offset, aborted transactions;
+//   v5: log start offset; v7: sessions; v9: current leader epoch;
+//   v11: rack ID, preferred read replica; v12: flexible, last fetched epoch,
+//   diverging epoch; v13: topic IDs; v15: replica state; v16: node endpoints.
+
+import (
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/broker/replica"
+	"github.com/kbroker/kbroker/etcd"
+	"github.com/kbroker/kbroker/storage"
+)
+
+// fetchPart is the outcome of reading one partition for a response.
+type fetchPart struct {
+	sp               *sessionPartition
+	errCode          int16
+	highWatermark    int64
+	lastStableOffset int64
+	logStartOffset   int64
+	data             storage.ReadResult
+	// readCommitted partitions carry the aborted transactions overlapping
+	// the returned range (possibly none); others carry null.
+	readCommitted bool
+	aborted       []storage.AbortedTxn
+	// diverging tells a follower where to truncate (KIP-320, v12+).
+	diverging *replica.EpochEndOffset
+}
+
+func handleFetch(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
+	r := req.(*kmsg.FetchRequest)
+	img := c.b.view.Image()
+
+	// Translate the request's partitions into session partitions.
+	var reqParts []*sessionPartition
+	for _, rt := range r.Topics {
+		name, id := resolveFetchTopic(img, r.Version, rt.Topic, rt.TopicID)
+		for _, rp := range rt.Partitions {
+			reqParts = append(reqParts, &sessionPartition{
+				topic: name, topicID: id, partition: rp.Partition,
+				fetchOffset: rp.FetchOffset, maxBytes: rp.PartitionMaxBytes, currentLeaderEpoch: rp.CurrentLeaderEpoch,
+				lastFetchedEpoch:  rp.LastFetchedEpoch,
+				lastHighWatermark: -1, lastLogStartOffset: -1,
+			})
+		}
+	}
+
+	replicaID := r.ReplicaID
+	if r.Version >= 15 {
+		replicaID = r.ReplicaState.ID
+	}
+
+	var (
+		session *fetchSession
+		parts   = reqParts
+		full    = true
+	)
+	if r.Version >= 7 && replicaID < 0 {
+		switch {
+		case r.SessionEpoch == sessionEpochFinal:
+			if r.SessionID != 0 {
+				c.b.sessions.remove(r.SessionID)
+			}
+		case r.SessionEpoch == sessionEpochInitial:
+			if r.SessionID != 0 {
+				c.b.sessions.remove(r.SessionID)
+			}
+			if session = c.b.sessions.create(); session != nil {
+				for _, sp := range reqParts {
+					session.upsert(sp)
+				}
+				parts = session.parts
+			}
+		default:
+			fs, kerrErr := c.b.sessions.get(r.SessionID, r.SessionEpoch)
+			if kerrErr != nil {
+				resp := r.ResponseKind().(*kmsg.FetchResponse)
+				resp.ErrorCode = kerrErr.Code
+				return now(resp), nil
+			}
+			session, full = fs, false
+			for _, sp := range reqParts {
+				session.upsert(sp)
+			}
+			for _, ft := range r.ForgottenTopics {
+				name, id := resolveFetchTopic(img, r.Version, ft.Topic, ft.TopicID)
+				for _, p := range ft.Partitions {
+					session.forget(topicPartitionKey{topic: name, topicID: id, partition: p})
+				}
+			}
+			parts = session.parts
+		}
+	}
+
+	maxBytes := int(r.MaxBytes)
+	if maxBytes <= 0 {
+		maxBytes = 1 << 30
+	}
+	minBytes := int(r.MinBytes)
+	readCommitted := r.IsolationLevel == 1
+
+	read := func() ([]fetchPart, int, bool) { return c.readFetch(parts, maxBytes, readCommitted) }
+	if replicaID >= 0 {
+		read = func() ([]fetchPart, int, bool) { return c.readReplicaFetch(replicaID, parts, maxBytes) }
+	}
+	results, total, anyErr := read()
+	if total >= minBytes || r.MaxWaitMillis <= 0 || anyErr || len(parts) == 0 {
+		return c.fetchReply(r, session, full, results), nil
+	}
+	// Not enough yet: release, wait for an append to any partition (or the
+	// deadline), then read again.
+	releaseAll(results)
+	wake := make(chan struct{}, 1)
+	deadline := time.Duration(r.MaxWaitMillis) * time.Millisecond
+	waitParts := c.waitablePartitions(parts)
+	return wireReply(func() *wireResponse {
+		timer := time.NewTimer(deadline)
+		defer timer.Stop()
+		for {
+			for _, p := range waitParts {
+				p.Notify(wake)
+			}
+			read := func() ([]fetchPart, int, bool) { return c.readFetch(parts, maxBytes, readCommitted) }
+			if replicaID >= 0 {
+				read = func() ([]fetchPart, int, bool) { return c.readReplicaFetch(replicaID, parts, maxBytes) }
+			}
+			results, total, anyErr := read()
+			if total >= minBytes || anyErr {
+				return c.buildFetch(r, session, full, results)
+			}
+			select {
+			case <-wake:
+				releaseAll(results)
+				continue
+			case <-timer.C:
+			case <-c.closing():
+			case <-c.b.ctx.Done():
+			}
+			return c.buildFetch(r, session, full, results)
+		}
+	}), nil
+}
+
+// resolveFetchTopic completes a fetched topic's name and ID from the image:
+// v13+ requests name topics by ID (an unknown ID leaves the name empty),
+// older ones by name.
+func resolveFetchTopic(img *etcd.Image, version int16, name string, id [16]byte) (string, [16]byte) {
+	if version >= 13 {
+		if t := img.TopicsByID[id]; t != nil {
+			return t.Name, id
+		}
+		return "", id
+	}
+	if t := img.Topics[name]; t != nil {
+		return name, t.ID
+	}
+	return name, id
+}
+
+func releaseAll(results []fetchPart) {
+	for i := range results {
+		results[i].data.Release()
+	}
+}
+
+// readFetch reads every partition, honouring the response and partition
+// byte limits. It reports the record bytes gathered and whether any
+// partition answered with an error (which ends a long poll at once).
+func (c *conn) readFetch(parts []*sessionPartition, maxBytes int, readCommitted bool) ([]fetchPart, int, bool) {
+	results := make([]fetchPart, 0, len(parts))
+	total := 0
+	anyErr := false
+	for _, sp := range parts {
+		fp := fetchPart{sp: sp, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1}
+		p, err := c.b.partitions.leaderFor(sp.topic, sp.partition)
+		switch {
+		case err == errUnknownPartition && sp.topic == "":
+			fp.errCode = kerr.UnknownTopicID.Code
+		case err == errUnknownPartition:
+			fp.errCode = kerr.UnknownTopicOrPartition.Code
+		case err != nil:
+			fp.errCode = kerr.NotLeaderForPartition.Code
+		default:
+			fp.highWatermark = p.HighWatermark()
+			fp.lastStableOffset = p.LastStableOffset()
+			fp.logStartOffset = p.LogStartOffset()
+			if e := sp.currentLeaderEpoch; e >= 0 {
+				if cur := p.LeaderEpoch(); e < cur {
+					fp.errCode = kerr.FencedLeaderEpoch.Code
+				} else if e > cur {
+					fp.errCode = kerr.UnknownLeaderEpoch.Code
+				}
+			}
+			if fp.errCode != 0 {
+				break
+			}
+			limit := int(sp.maxBytes)
+			if remaining := maxBytes - total; remaining < limit {
+				limit = remaining
+			}
+			if limit <= 0 && total > 0 {
+				break
+			}
+			// KIP-74: until the response holds some data, the first batch is
+			// returned whole whatever the limits.
+			if total == 0 && limit <= 0 {
+				limit = 1
+			}
+			read := p.Read
+			if readCommitted {
+				read = p.ReadCommitted
+			}
+			res, err := read(sp.fetchOffset, limit)
+			if err == nil && readCommitted {
+				fp.readCommitted = true
+				if res.Size > 0 {
+					// Every abort that overlaps what may be returned; the
+					// client skips aborted records by producer and offset.
+					fp.aborted, err = p.AbortedTransactions(sp.fetchOffset, fp.lastStableOffset)
+					if err != nil {
+						res.Release()
+					}
+				}
+			}
+			if err != nil {
+				if err == storage.ErrOffsetOutOfRange {
+					fp.errCode = kerr.OffsetOutOfRange.Code
+				} else {
+					c.b.logger.Error("fetch read failed", "topic", sp.topic, "partition", sp.partition, "err", err)
+					fp.errCode = kerr.KafkaStorageError.Code
+				}
+				break
+			}
+			fp.data = res
+			total += res.Size
+		}
+		if fp.errCode != 0 {
+			anyErr = true
+		}
+		results = append(results, fp)
+	}
+	return results, total, anyErr
+}
+
+// readReplicaFetch serves a follower broker: whole batches up to the log
+// end offset, its position recorded by the leader (which may move the high
+// watermark and grow the ISR), or the epoch to truncate to. A replica ID
+// that is not a registered broker is refused partition by partition.
+func (c *conn) readReplicaFetch(replicaID int32, parts []*sessionPartition, maxBytes int) ([]fetchPart, int, bool) {
+	results := make([]fetchPart, 0, len(parts))
+	total, anyErr := 0, false
+	_, isBroker := c.b.view.Image().Brokers[replicaID]
+	now := time.Now()
+	for _, sp := range parts {
+		fp := fetchPart{sp: sp, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1}
+		p, err := c.b.partitions.leaderFor(sp.topic, sp.partition)
+		switch {
+		case !isBroker:
+			fp.errCode = kerr.ReplicaNotAvailable.Code
+		case err == errUnknownPartition && sp.topic == "":
+			fp.errCode = kerr.UnknownTopicID.Code
+		case err == errUnknownPartition:
+			fp.errCode = kerr.UnknownTopicOrPartition.Code
+		case err != nil:
+			fp.errCode = kerr.NotLeaderForPartition.Code
+		default:
+			limit := min(int(sp.maxBytes), maxBytes-total)
+			if limit <= 0 {
+				limit = 1 // KIP-74: the first batch always goes
+				if total > 0 {
+					limit = 0
+				}
+			}
+			res, err := p.ReadForFollower(replica.FollowerFetch{
+				ReplicaID: replicaID, FetchOffset: sp.fetchOffset, LastFetchedEpoch: sp.lastFetchedEpoch,
+				CurrentLeaderEpoch: sp.currentLeaderEpoch, MaxBytes: limit,
+			}, now)
+			fp.highWatermark, fp.logStartOffset, fp.diverging = res.HighWatermark, res.LogStartOffset, res.Diverging
+			fp.lastStableOffset = p.LastStableOffset()
+			if res.ISRChange != nil {
+				c.b.isr.propose(p, *res.ISRChange)
+			}
+			var ke *kerr.Error
+			switch {
+			case errors.As(err, &ke):
+				fp.errCode = ke.Code
+			case err != nil:
+				c.b.logger.Error("replica fetch read failed", "topic", sp.topic, "partition", sp.partition, "err", err)
+				fp.errCode = kerr.KafkaStorageError.Code
+			default:
+				fp.data = res.Data
+				total += res.Data.Size
+			}
+		}
+		if fp.errCode != 0 || fp.diverging != nil {
+			anyErr = true
+		}
+		results = append(results, fp)
+	}
+	return results, total, anyErr
+}
+
+// waitablePartitions resolves the hosted partitions a long poll waits on.
+func (c *conn) waitablePartitions(parts []*sessionPartition) []interface{ Notify(chan<- struct{}) } {
+	var out []interface{ Notify(chan<- struct{}) }
+	for _, sp := range parts {
+		if p, err := c.b.partitions.leaderFor(sp.topic, sp.partition); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (c *conn) fetchReply(r *kmsg.FetchRequest, session *fetchSession, full bool, results []fetchPart) reply {
+	wr := c.buildFetch(r, session, full, results)
+	return wireReply(func() *wireResponse { return wr })
+}
+
+// buildFetch turns read results into the response. For an incremental
+// session fetch only partitions with news are included; what each client was
+// told is remembered in the session.
+func (c *conn) buildFetch(r *kmsg.FetchRequest, session *fetchSession, full bool, results []fetchPart) *wireResponse {
+	resp := fetchResponseHeader{version: r.Version}
+	if session != nil {
+		resp.sessionID = session.id
+	}
+	var lastTopic *fetchTopicOut
+	for i := range results {
+		fp := &results[i]
+		sp := fp.sp
+		if !full {
+			changed := fp.data.Size > 0 || fp.errCode != 0 ||
+				fp.highWatermark != sp.lastHighWatermark || fp.logStartOffset != sp.lastLogStartOffset
+			if !changed {
+				continue
+			}
+		}
+		sp.lastHighWatermark, sp.lastLogStartOffset = fp.highWatermark, fp.logStartOffset
+		if lastTopic == nil || lastTopic.name != sp.topic || lastTopic.id != sp.topicID {
+			resp.topics = append(resp.topics, fetchTopicOut{name: sp.topic, id: sp.topicID})
+			lastTopic = &resp.topics[len(resp.topics)-1]
+		}
+		lastTopic.parts = append(lastTopic.parts, fp)
+		c.b.metrics.bytesOut.Add(float64(fp.data.Size))
+	}
+	return encodeFetchResponse(resp, results)
+}

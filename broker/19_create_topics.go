@@ -1,0 +1,136 @@
+package broker
+
+// CreateTopics: v2-7
+//
+// Behavior:
+// * Sent to the controller; other brokers answer NOT_CONTROLLER.
+// * num_partitions / replication_factor of -1 take the broker defaults
+//   (KIP-464); explicit replica assignments exclude both.
+// * Topic configs are validated (INVALID_CONFIG) and stored with the topic.
+// * validate_only checks everything and creates nothing.
+// * A name given twice in one request fails for each occurrence.
+//
+// Version notes:
+// * v5: the response carries partitions, replication factor and configs;
+//   v5 flexible; v7: topic ID.
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/broker/config"
+)
+
+func handleCreateTopics(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
+	r := req.(*kmsg.CreateTopicsRequest)
+	resp := r.ResponseKind().(*kmsg.CreateTopicsResponse)
+	timeout := time.Duration(r.TimeoutMillis) * time.Millisecond
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(c.b.ctx, timeout)
+	defer cancel()
+
+	count := map[string]int{}
+	for _, rt := range r.Topics {
+		count[rt.Topic]++
+	}
+	for _, rt := range r.Topics {
+		st := kmsg.NewCreateTopicsResponseTopic()
+		st.Topic = rt.Topic
+		st.NumPartitions, st.ReplicationFactor = -1, -1
+		fail := func(e *topicError) {
+			st.ErrorCode = e.err.Code
+			st.ErrorMessage = kmsg.StringPtr(e.msg)
+		}
+		if count[rt.Topic] > 1 {
+			fail(topicErr(kerr.InvalidRequest, "Create topics request from client `%s` contains multiple entries for the following topics: %s", hdr.clientID, rt.Topic))
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		if c.b.controller.Load() == nil {
+			fail(topicErr(kerr.NotController, "This broker is not the controller."))
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		tr := topicRequest{name: rt.Topic, partitions: rt.NumPartitions, rf: rt.ReplicationFactor, configs: map[string]string{}}
+		for _, cfg := range rt.Configs {
+			if cfg.Value != nil {
+				tr.configs[cfg.Name] = *cfg.Value
+			}
+		}
+		if len(rt.ReplicaAssignment) > 0 {
+			tr.assignment = make([][]int32, len(rt.ReplicaAssignment))
+			ok := true
+			for _, a := range rt.ReplicaAssignment {
+				if a.Partition < 0 || int(a.Partition) >= len(tr.assignment) || tr.assignment[a.Partition] != nil {
+					ok = false
+					break
+				}
+				tr.assignment[a.Partition] = a.Replicas
+			}
+			if !ok {
+				fail(topicErr(kerr.InvalidReplicaAssignment, "Partitions should be a consecutive 0-based integer sequence, each listed once."))
+				resp.Topics = append(resp.Topics, st)
+				continue
+			}
+		}
+		spec, states, terr := c.b.planTopic(c.b.view.Image(), tr)
+		if terr == nil && !r.ValidateOnly {
+			terr = c.b.createTopic(ctx, spec, states)
+		}
+		if terr != nil {
+			fail(terr)
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		if !r.ValidateOnly {
+			st.TopicID = spec.ID
+		}
+		st.NumPartitions = int32(len(spec.Replicas))
+		st.ReplicationFactor = int16(len(spec.Replicas[0]))
+		st.Configs = describedTopicConfigs(c.b.cfg, tr.configs)
+		resp.Topics = append(resp.Topics, st)
+	}
+	return now(resp), nil
+}
+
+// Kafka's config sources, as DescribeConfigs reports them.
+const (
+	configSourceDynamicTopic = 1
+	configSourceDefault      = 5
+)
+
+// describedTopicConfigs lists a topic's effective configs: its overrides and
+// the broker's defaults for everything else.
+func describedTopicConfigs(cfg *config.Config, overrides map[string]string) []kmsg.CreateTopicsResponseTopicConfig {
+	all := cfg.TopicDefaults()
+	keys := make([]string, 0, len(all))
+	for k := range all {
+		keys = append(keys, k)
+	}
+	for k := range overrides {
+		if _, ok := all[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	out := make([]kmsg.CreateTopicsResponseTopicConfig, 0, len(keys))
+	for _, k := range keys {
+		rc := kmsg.NewCreateTopicsResponseTopicConfig()
+		rc.Name = k
+		v, ok := overrides[k]
+		rc.Source = configSourceDynamicTopic
+		if !ok {
+			v = all[k]
+			rc.Source = configSourceDefault
+		}
+		rc.Value = kmsg.StringPtr(v)
+		out = append(out, rc)
+	}
+	return out
+}

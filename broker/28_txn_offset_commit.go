@@ -1,0 +1,76 @@
+package broker
+
+// TxnOffsetCommit: v0-6 (served by the group coordinator)
+//
+// Behavior:
+// * v5+ (transactions v2): the group's __consumer_offsets partition is
+//   added to the transaction implicitly, through the coordinator.
+// * Offsets committed inside a transaction stay pending in the group
+//   coordinator until the transaction's marker reaches the group's
+//   __consumer_offsets partition: visible on commit, dropped on abort.
+//
+// Version notes:
+// * v2: leader epoch; v3: generation, member ID, group instance ID (KIP-447);
+//   v3 flexible; v6: topic IDs.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/coordinator/group"
+)
+
+func handleTxnOffsetCommit(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
+	r := req.(*kmsg.TxnOffsetCommitRequest)
+	if r.Version >= 6 {
+		img := c.b.view.Image()
+		for i := range r.Topics {
+			if t := img.TopicsByID[r.Topics[i].TopicID]; t != nil {
+				r.Topics[i].Topic = t.Name
+			}
+		}
+	}
+	ctx, cancel := c.requestContext()
+	defer cancel()
+	shard, kerrErr := c.b.groups.shardFor(ctx, r.Group)
+	if kerrErr == nil && r.Version >= 5 {
+		// Transactions v2: the group's offsets partition joins the
+		// transaction here, as a produce does (no AddOffsetsToTxn).
+		kerrErr = c.addOffsetsPartition(ctx, r)
+	}
+	if kerrErr != nil {
+		resp := r.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+		for _, t := range r.Topics {
+			rt := kmsg.NewTxnOffsetCommitResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, kerrErr.Code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return now(resp), nil
+	}
+	return now(shard.TxnOffsetCommit(ctx, r)), nil
+}
+
+// addOffsetsPartition adds the group's __consumer_offsets partition to the
+// producer's transaction (transactions v2). Retriable coordinator errors
+// become COORDINATOR_NOT_AVAILABLE so the client retries.
+func (c *conn) addOffsetsPartition(ctx context.Context, r *kmsg.TxnOffsetCommitRequest) *kerr.Error {
+	_, p, kerrErr := c.b.groups.partitionFor(ctx, r.Group, group.PartitionFor)
+	if kerrErr != nil {
+		return kerrErr
+	}
+	code := c.b.addToTransaction(ctx, r.TransactionalID, r.ProducerID, r.ProducerEpoch, map[string][]int32{offsetsTopic: {p}})
+	switch code {
+	case 0:
+		return nil
+	case kerr.NotCoordinator.Code, kerr.CoordinatorLoadInProgress.Code, kerr.ConcurrentTransactions.Code:
+		return kerr.CoordinatorNotAvailable
+	}
+	return kerr.ErrorForCode(code).(*kerr.Error)
+}

@@ -1,0 +1,119 @@
+package broker
+
+// CreatePartitions: v0-3
+//
+// Behavior:
+// * Sent to the controller; other brokers answer NOT_CONTROLLER.
+// * The count must exceed the current one (INVALID_PARTITIONS); explicit
+//   assignments, when given, list replicas for each new partition only.
+// * validate_only checks everything and changes nothing.
+//
+// Version notes:
+// * v2: flexible.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/etcd"
+)
+
+func handleCreatePartitions(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
+	r := req.(*kmsg.CreatePartitionsRequest)
+	resp := r.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	timeout := time.Duration(r.TimeoutMillis) * time.Millisecond
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(c.b.ctx, timeout)
+	defer cancel()
+
+	count := map[string]int{}
+	for _, rt := range r.Topics {
+		count[rt.Topic]++
+	}
+	for _, rt := range r.Topics {
+		st := kmsg.NewCreatePartitionsResponseTopic()
+		st.Topic = rt.Topic
+		var terr *topicError
+		if count[rt.Topic] > 1 {
+			terr = topicErr(kerr.InvalidRequest, "Duplicate topic in request.")
+		} else {
+			terr = c.b.addPartitions(ctx, rt, r.ValidateOnly)
+		}
+		if terr != nil {
+			st.ErrorCode = terr.err.Code
+			st.ErrorMessage = kmsg.StringPtr(terr.msg)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return now(resp), nil
+}
+
+func (b *Broker) addPartitions(ctx context.Context, rt kmsg.CreatePartitionsRequestTopic, validateOnly bool) *topicError {
+	ctl := b.controller.Load()
+	if ctl == nil {
+		return topicErr(kerr.NotController, "This broker is not the controller.")
+	}
+	img := b.view.Image()
+	t := img.Topics[rt.Topic]
+	if t == nil {
+		return topicErr(kerr.UnknownTopicOrPartition, "The topic '%s' does not exist.", rt.Topic)
+	}
+	current := int32(len(t.Partitions))
+	if rt.Count < current {
+		return topicErr(kerr.InvalidPartitions, "Topic currently has %d partitions, which is higher than the requested %d.", current, rt.Count)
+	}
+	if rt.Count == current {
+		return topicErr(kerr.InvalidPartitions, "Topic already has %d partitions.", current)
+	}
+	added := int(rt.Count - current)
+	rf := len(t.Partitions[0].Replicas)
+	brokers := liveBrokerIDs(img)
+	var assignment [][]int32
+	if rt.Assignment != nil {
+		if len(rt.Assignment) != added {
+			return topicErr(kerr.InvalidReplicaAssignment, "Increasing the number of partitions by %d but %d assignments provided.", added, len(rt.Assignment))
+		}
+		for i, a := range rt.Assignment {
+			if len(a.Replicas) != rf {
+				return topicErr(kerr.InvalidReplicaAssignment, "Inconsistent replication factor between partitions, partition 0 has %d while partition %d has replicas %v.", rf, int(current)+i, a.Replicas)
+			}
+			for _, id := range a.Replicas {
+				if !slices.Contains(brokers, id) {
+					return topicErr(kerr.InvalidReplicaAssignment, "Unknown broker(s) in replica assignment: %d.", id)
+				}
+			}
+			assignment = append(assignment, a.Replicas)
+		}
+	} else {
+		if rf > len(brokers) {
+			return topicErr(kerr.InvalidReplicationFactor, "Replication factor: %d larger than available brokers: %d.", rf, len(brokers))
+		}
+		assignment = assignReplicasFor(img, brokers, added, rf, int(current))
+	}
+	if validateOnly {
+		return nil
+	}
+	rev, err := ctl.AddPartitions(ctx, t.Name, assignment, initialStates(img, assignment))
+	switch {
+	case errors.Is(err, etcd.ErrNotController):
+		return topicErr(kerr.NotController, "This broker is no longer the controller.")
+	case errors.Is(err, etcd.ErrUnknownTopic):
+		return topicErr(kerr.UnknownTopicOrPartition, "The topic '%s' does not exist.", rt.Topic)
+	case err != nil:
+		b.logger.Error("add partitions in etcd", "topic", t.Name, "err", err)
+		return topicErr(kerr.UnknownServerError, "%v", fmt.Errorf("could not store the partitions: %w", err))
+	}
+	if err := b.view.WaitForRevision(ctx, rev); err != nil {
+		return topicErr(kerr.RequestTimedOut, "partitions created but not yet visible: %v", err)
+	}
+	b.logger.Info("added partitions", "topic", t.Name, "partitions", rt.Count)
+	return nil
+}

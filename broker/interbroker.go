@@ -1,0 +1,132 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/coordinator/txn"
+)
+
+// interBroker sends the requests brokers make of each other — transaction
+// markers to partition leaders, implicit partition adds to a remote
+// transaction coordinator — over the inter-broker listener with franz-go.
+type interBroker struct {
+	b    *Broker
+	once sync.Once
+	cl   *kgo.Client
+	err  error
+}
+
+func (ib *interBroker) client() (*kgo.Client, error) {
+	ib.once.Do(func() {
+		info, ok := ib.b.view.Image().Brokers[ib.b.nodeID]
+		if !ok {
+			ib.err = fmt.Errorf("broker %d is not registered", ib.b.nodeID)
+			return
+		}
+		ep, _ := ib.b.advertisedEndpoint(info, ib.b.cfg.InterBrokerListener())
+		ib.cl, ib.err = kgo.NewClient(
+			kgo.SeedBrokers(net.JoinHostPort(ep.Host, strconv.Itoa(int(ep.Port)))),
+			kgo.ClientID("kbroker-"+strconv.Itoa(int(ib.b.nodeID))),
+		)
+	})
+	return ib.cl, ib.err
+}
+
+func (ib *interBroker) close() {
+	if ib.cl != nil {
+		ib.cl.Close()
+	}
+}
+
+// writeMarkersRemote sends markers to the broker leading their partitions.
+// Any partition error fails the call; the coordinator retries.
+func (ib *interBroker) writeMarkersRemote(ctx context.Context, leader int32, markers []txn.Marker) error {
+	cl, err := ib.client()
+	if err != nil {
+		return err
+	}
+	req := kmsg.NewPtrWriteTxnMarkersRequest()
+	for _, mk := range markers {
+		m := kmsg.NewWriteTxnMarkersRequestMarker()
+		m.ProducerID, m.ProducerEpoch, m.Committed, m.CoordinatorEpoch = mk.ProducerID, mk.ProducerEpoch, mk.Commit, mk.CoordinatorEpoch
+		t := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
+		t.Topic, t.Partitions = mk.Topic, []int32{mk.Partition}
+		m.Topics = append(m.Topics, t)
+		req.Markers = append(req.Markers, m)
+	}
+	resp, err := req.RequestWith(ctx, cl.Broker(int(leader)))
+	if err != nil {
+		return fmt.Errorf("write markers on broker %d: %w", leader, err)
+	}
+	for _, m := range resp.Markers {
+		for _, t := range m.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+					return fmt.Errorf("marker for %s-%d on broker %d: %w", t.Topic, p.Partition, leader, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// addPartitionsRemote asks a transaction coordinator on another broker to
+// add partitions to a transactions-v2 transaction (AddPartitionsToTxn v5,
+// not verify-only), as a partition leader does in Kafka.
+func (ib *interBroker) addPartitionsRemote(ctx context.Context, coordinator int32, txnID string, pid int64, epoch int16, parts map[string][]int32) int16 {
+	cl, err := ib.client()
+	if err != nil {
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	req := kmsg.NewPtrAddPartitionsToTxnRequest()
+	tx := kmsg.NewAddPartitionsToTxnRequestTransaction()
+	tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch = txnID, pid, epoch
+	for topic, ps := range parts {
+		t := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
+		t.Topic, t.Partitions = topic, ps
+		tx.Topics = append(tx.Topics, t)
+	}
+	req.Transactions = append(req.Transactions, tx)
+	resp, err := req.RequestWith(ctx, cl.Broker(int(coordinator)))
+	if err != nil {
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	if resp.ErrorCode != 0 {
+		return resp.ErrorCode
+	}
+	for _, rt := range resp.Transactions {
+		for _, t := range rt.Topics {
+			for _, p := range t.Partitions {
+				if p.ErrorCode != 0 {
+					return p.ErrorCode
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// addToTransaction adds partitions to a transactions-v2 transaction through
+// its coordinator, local or remote, and returns the coordinator's code.
+func (b *Broker) addToTransaction(ctx context.Context, txnID string, pid int64, epoch int16, parts map[string][]int32) int16 {
+	shard, kerrErr := b.txns.shardFor(ctx, txnID)
+	if kerrErr == nil {
+		return shard.AddPartitionsForProduce(ctx, txnID, pid, epoch, parts)
+	}
+	if kerrErr != kerr.NotCoordinator {
+		return kerrErr.Code
+	}
+	node, kerrErr := b.txns.coordinatorNode(ctx, txnID)
+	if kerrErr != nil {
+		return kerrErr.Code
+	}
+	return b.interBroker.addPartitionsRemote(ctx, node, txnID, pid, epoch, parts)
+}

@@ -1,0 +1,360 @@
+package broker
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/kbroker/kbroker/broker/config"
+	"github.com/kbroker/kbroker/broker/replica"
+	"github.com/kbroker/kbroker/etcd"
+	"github.com/kbroker/kbroker/storage"
+)
+
+// topicPartition names one partition.
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// partitionSet owns the map of partitions hosted by this broker. Partitions
+// are opened lazily when a request first needs one that the metadata image
+// says this broker leads, and closed or deleted when the image says so.
+type partitionSet struct {
+	b  *Broker
+	mu struct {
+		sync.Mutex
+		parts map[topicPartition]*replica.Partition
+		// cleanDirs records, per log dir, whether the last shutdown was clean,
+		// so the first open of each partition can skip full recovery.
+		cleanDirs map[string]bool
+	}
+}
+
+func newPartitionSet(b *Broker, cleanDirs map[string]bool) *partitionSet {
+	s := &partitionSet{b: b}
+	s.mu.parts = make(map[topicPartition]*replica.Partition)
+	s.mu.cleanDirs = cleanDirs
+	return s
+}
+
+// errNotLeader means the image does not make this broker the partition's leader.
+var errNotLeader = fmt.Errorf("broker: not the leader for this partition")
+
+// errUnknownPartition means the topic or partition does not exist.
+var errUnknownPartition = fmt.Errorf("broker: unknown topic or partition")
+
+// leaderFor returns the partition if this broker leads it, opening it on
+// first use.
+func (s *partitionSet) leaderFor(topic string, partition int32) (*replica.Partition, error) {
+	p, err := s.hosted(topic, partition)
+	if err != nil {
+		return nil, err
+	}
+	if !p.IsLeader() {
+		return nil, errNotLeader
+	}
+	return p, nil
+}
+
+// hosted returns the partition if this broker holds a replica of it,
+// opening it on first use and bringing its role (leader or follower), ISR
+// and configuration up to the metadata image.
+func (s *partitionSet) hosted(topic string, partition int32) (*replica.Partition, error) {
+	img := s.b.view.Image()
+	t := img.Topics[topic]
+	if t == nil || partition < 0 || int(partition) >= len(t.Partitions) {
+		return nil, errUnknownPartition
+	}
+	pm := t.Partitions[partition]
+	if !slices.Contains(pm.Replicas, s.b.nodeID) {
+		return nil, errNotLeader
+	}
+	tp := topicPartition{topic, partition}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.mu.parts[tp]
+	if p != nil && p.TopicID != t.ID {
+		// A topic of the same name was deleted and recreated.
+		delete(s.mu.parts, tp)
+		s.b.fetchers.Unfollow(p)
+		go p.Delete()
+		p = nil
+	}
+	if p == nil {
+		cfg, err := s.partitionConfig(t)
+		if err != nil {
+			return nil, err
+		}
+		dir := s.dirFor(tp)
+		if id, err := storage.ReadPartitionMetadata(dir); err == nil && id != t.ID {
+			// Data left by an earlier incarnation of this topic name.
+			if err := os.RemoveAll(dir); err != nil {
+				return nil, fmt.Errorf("remove stale partition dir %s: %w", dir, err)
+			}
+		}
+		p, err = replica.Open(dir, topic, partition, t.ID, cfg, s.mu.cleanDirs[filepath.Dir(dir)], s.b.logger)
+		if err != nil {
+			return nil, err
+		}
+		p.SetConfigAt(cfg, t.ModRevision)
+		s.mu.parts[tp] = p
+	}
+	if p.ConfigRevision() != t.ModRevision {
+		// Topic configs changed: apply before serving, so a request right
+		// after AlterConfigs sees the new limits.
+		if cfg, err := s.partitionConfig(t); err == nil {
+			p.SetConfigAt(cfg, t.ModRevision)
+		}
+	}
+	if p.StateRevision() != pm.ModRevision {
+		if err := s.applyStateLocked(p, pm); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// applyStateLocked makes the partition leader or follower as the image says.
+func (s *partitionSet) applyStateLocked(p *replica.Partition, pm etcd.Partition) error {
+	st := pm.State
+	rs := replica.ReplicaSet{Replicas: pm.Replicas, ISR: st.ISR, ModRevision: pm.ModRevision, MinISR: p.MinInsyncReplicas()}
+	switch {
+	case st.Leader == s.b.nodeID && (!p.IsLeader() || p.LeaderEpoch() != st.LeaderEpoch):
+		s.b.fetchers.Unfollow(p)
+		if err := p.MakeLeader(st.LeaderEpoch, rs, s.b.nodeID); err != nil {
+			return fmt.Errorf("become leader of %s-%d: %w", p.Topic, p.Index, err)
+		}
+		s.b.logger.Info("leading partition", "topic", p.Topic, "partition", p.Index, "leader_epoch", st.LeaderEpoch, "isr", st.ISR)
+	case st.Leader != s.b.nodeID && (p.IsLeader() || p.Leader() != st.Leader || p.LeaderEpoch() != st.LeaderEpoch):
+		p.MakeFollower(st.Leader, st.LeaderEpoch, rs)
+		if st.Leader >= 0 {
+			s.b.fetchers.Follow(st.Leader, p)
+		} else {
+			s.b.fetchers.Unfollow(p)
+		}
+		s.b.logger.Info("following partition", "topic", p.Topic, "partition", p.Index, "leader", st.Leader, "leader_epoch", st.LeaderEpoch)
+	default:
+		p.SetISR(rs)
+	}
+	p.SetStateRevision(pm.ModRevision)
+	return nil
+}
+
+// dirFor places a partition: an existing directory in any log dir wins,
+// otherwise the log dir hosting the fewest partitions.
+func (s *partitionSet) dirFor(tp topicPartition) string {
+	name := storage.PartitionDirName(tp.topic, tp.partition)
+	dirs := s.b.cfg.LogDirs
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, name)); err == nil {
+			return filepath.Join(d, name)
+		}
+	}
+	best, bestN := dirs[0], -1
+	for _, d := range dirs {
+		entries, _ := os.ReadDir(d)
+		if bestN < 0 || len(entries) < bestN {
+			best, bestN = d, len(entries)
+		}
+	}
+	return filepath.Join(best, name)
+}
+
+func (s *partitionSet) partitionConfig(t *etcd.Topic) (replica.Config, error) {
+	tc, err := config.ResolveTopicConfig(s.b.cfg, t.Configs)
+	if err != nil {
+		return replica.Config{}, fmt.Errorf("topic %s config: %w", t.Name, err)
+	}
+	return replicaConfig(tc, int64(s.b.cfg.ProducerIDExpirationMs)), nil
+}
+
+func replicaConfig(tc config.TopicConfig, producerIDExpirationMs int64) replica.Config {
+	return replica.Config{
+		Log: storage.LogConfig{
+			SegmentBytes:          int64(tc.SegmentBytes),
+			SegmentMs:             tc.SegmentMs,
+			IndexIntervalBytes:    int(tc.IndexIntervalBytes),
+			SegmentIndexBytes:     int(tc.SegmentIndexBytes),
+			FlushIntervalMessages: tc.FlushMessages,
+			FlushIntervalMs:       tc.FlushMs,
+
+			Delete:                 tc.CleanupPolicy.Delete,
+			Compact:                tc.CleanupPolicy.Compact,
+			RetentionMs:            tc.RetentionMs,
+			RetentionBytes:         tc.RetentionBytes,
+			FileDeleteDelayMs:      tc.FileDeleteDelayMs,
+			DeleteRetentionMs:      tc.DeleteRetentionMs,
+			MinCompactionLagMs:     tc.MinCompactionLagMs,
+			MinCleanableDirtyRatio: tc.MinCleanableDirtyRatio,
+			ProducerIDExpirationMs: producerIDExpirationMs,
+		},
+		MaxBatchBytes:     int(tc.MaxMessageBytes),
+		MinInsyncReplicas: int(tc.MinInsyncReplicas),
+		LogAppendTime:     tc.LogAppendTime,
+	}
+}
+
+// reconcile applies a new metadata image: partitions of deleted topics are
+// deleted from disk, partitions no longer assigned here are closed, and
+// every assigned partition is opened with its current role.
+func (s *partitionSet) reconcile(img *etcd.Image) {
+	s.mu.Lock()
+	var drop, gone []*replica.Partition
+	for tp, p := range s.mu.parts {
+		t := img.Topics[tp.topic]
+		switch {
+		case t == nil || t.ID != p.TopicID || int(tp.partition) >= len(t.Partitions):
+			gone = append(gone, p)
+			delete(s.mu.parts, tp)
+		case !slices.Contains(t.Partitions[tp.partition].Replicas, s.b.nodeID):
+			drop = append(drop, p)
+			delete(s.mu.parts, tp)
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range append(gone, drop...) {
+		s.b.fetchers.Unfollow(p)
+	}
+	for _, p := range gone {
+		s.b.logger.Info("deleting partition of deleted topic", "topic", p.Topic, "partition", p.Index)
+		if err := p.Delete(); err != nil {
+			s.b.logger.Error("delete partition", "topic", p.Topic, "partition", p.Index, "err", err)
+		}
+	}
+	for _, p := range drop {
+		if err := p.Close(); err != nil {
+			s.b.logger.Error("close partition", "topic", p.Topic, "partition", p.Index, "err", err)
+		}
+	}
+	for _, t := range img.Topics {
+		for _, pm := range t.Partitions {
+			if !slices.Contains(pm.Replicas, s.b.nodeID) {
+				continue
+			}
+			if _, err := s.hosted(t.Name, pm.ID); err != nil && err != errNotLeader {
+				s.b.logger.Error("open partition", "topic", t.Name, "partition", pm.ID, "err", err)
+			}
+		}
+	}
+}
+
+// removeStrays deletes partition directories whose topic no longer exists
+// (deleted while this broker was down), and opens the partitions it leads so
+// recovery happens at start rather than on the first request.
+func (s *partitionSet) openExisting(img *etcd.Image) {
+	for _, d := range s.b.cfg.LogDirs {
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			topic, part, ok := storage.ParsePartitionDirName(e.Name())
+			if !e.IsDir() || !ok {
+				continue
+			}
+			dir := filepath.Join(d, e.Name())
+			t := img.Topics[topic]
+			id, idErr := storage.ReadPartitionMetadata(dir)
+			if t == nil || (idErr == nil && id != t.ID) || int(part) >= len(t.Partitions) {
+				s.b.logger.Info("removing data of a deleted topic", "dir", dir)
+				if err := os.RemoveAll(dir); err != nil {
+					s.b.logger.Error("remove stray partition dir", "dir", dir, "err", err)
+				}
+				continue
+			}
+			if _, err := s.hosted(topic, part); err != nil && err != errNotLeader {
+				s.b.logger.Error("open partition", "topic", topic, "partition", part, "err", err)
+			}
+		}
+	}
+}
+
+// flushDue lets every partition apply its flush.ms policy, so a log that
+// stopped receiving appends is still flushed on time.
+func (s *partitionSet) flushDue() {
+	for _, p := range s.all() {
+		if err := p.FlushIfDue(); err != nil {
+			s.b.logger.Error("scheduled flush failed", "topic", p.Topic, "partition", p.Index, "err", err)
+		}
+	}
+}
+
+// all lists the open partitions.
+func (s *partitionSet) all() []*replica.Partition {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	parts := make([]*replica.Partition, 0, len(s.mu.parts))
+	for _, p := range s.mu.parts {
+		parts = append(parts, p)
+	}
+	return parts
+}
+
+// applyRetention deletes expired segments of every hosted partition.
+func (s *partitionSet) applyRetention() {
+	now := time.Now()
+	for _, p := range s.all() {
+		if n, err := p.ApplyRetention(now); err != nil {
+			s.b.logger.Error("retention failed", "topic", p.Topic, "partition", p.Index, "err", err)
+		} else if n > 0 {
+			s.b.logger.Info("deleted old segments", "topic", p.Topic, "partition", p.Index, "segments", n)
+		}
+	}
+}
+
+// removeExpiredProducers forgets idempotent producers idle for longer than
+// producer.id.expiration.ms.
+func (s *partitionSet) removeExpiredProducers() {
+	now := time.Now()
+	for _, p := range s.all() {
+		if n := p.RemoveExpiredProducers(now); n > 0 {
+			s.b.logger.Debug("expired idle producers", "topic", p.Topic, "partition", p.Index, "producers", n)
+		}
+	}
+}
+
+// compact cleans every hosted partition of a compacted topic that has
+// enough dirty data.
+func (s *partitionSet) compact() {
+	now := time.Now()
+	for _, p := range s.all() {
+		stats, err := p.Compact(now)
+		if err != nil {
+			s.b.logger.Error("compaction failed", "topic", p.Topic, "partition", p.Index, "err", err)
+		} else if stats.SegmentsCleaned > 0 {
+			s.b.logger.Info("compacted log", "topic", p.Topic, "partition", p.Index,
+				"segments", stats.SegmentsCleaned, "records_removed", stats.RecordsRemoved, "bytes_read", stats.BytesRead, "bytes_written", stats.BytesWritten)
+		}
+	}
+}
+
+// abandon closes every partition's files without the clean-shutdown
+// marker (tests that simulate a crash; the data written stays on disk as
+// after a process kill, since writes go to the page cache).
+func (s *partitionSet) abandon() {
+	for _, p := range s.all() {
+		p.Close()
+	}
+	s.mu.Lock()
+	s.mu.parts = map[topicPartition]*replica.Partition{}
+	s.mu.Unlock()
+}
+
+// closeAll flushes and closes every partition (clean shutdown).
+func (s *partitionSet) closeAll() error {
+	s.mu.Lock()
+	parts := s.mu.parts
+	s.mu.parts = map[topicPartition]*replica.Partition{}
+	s.mu.Unlock()
+	var first error
+	for _, p := range parts {
+		if err := p.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

@@ -1,0 +1,385 @@
+// Package replica owns the partitions this broker hosts: each Partition wraps
+// one storage.Log with the state a leader keeps beside it — the leader
+// epoch, the high watermark — and wakes fetchers waiting for new data. The
+// producer state (idempotence, transactions, the last stable offset) lives
+// in the log, which checks and appends under one lock and keeps it durable.
+//
+// Lock order: Partition.mu (appends) → storage.Log's own locks.
+// Partition.waitMu is a leaf. No etcd or network call is made while a
+// partition lock is held.
+package replica
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/kbroker/kbroker/protocol/batch"
+	"github.com/kbroker/kbroker/storage"
+)
+
+// Config is what a partition needs of its topic's configuration.
+type Config struct {
+	Log               storage.LogConfig
+	MaxBatchBytes     int  // max.message.bytes
+	LogAppendTime     bool // message.timestamp.type=LogAppendTime
+	MinInsyncReplicas int  // min.insync.replicas
+}
+
+// Partition is one hosted partition. Appends are serialised by mu; reads go
+// straight to the log, which is safe for concurrent readers.
+type Partition struct {
+	Topic   string
+	Index   int32
+	TopicID [16]byte
+	Dir     string
+
+	cfg       atomic.Pointer[Config]
+	configRev atomic.Int64
+	stateRev  atomic.Int64 // metadata revision of the applied partition state
+	log       *storage.Log
+	epochs    *storage.LeaderEpochCache
+	logger    *slog.Logger
+
+	mu struct {
+		sync.Mutex
+		leaderEpoch int32
+		closed      bool
+
+		// Replication (see replication.go).
+		isLeader    bool
+		self        int32
+		leaderID    int32
+		replicas    []int32
+		isr         []int32
+		isrModRev   int64
+		minISR      int
+		pendingAdds []int32
+		followers   map[int32]*followerState
+		hwWaiters   []*hwWaiter
+	}
+	highWatermark atomic.Int64
+
+	waitMu  sync.Mutex
+	waiters []chan<- struct{}
+}
+
+// Open opens (recovering if needed) the log of one partition in dir.
+func Open(dir, topic string, index int32, topicID [16]byte, cfg Config, cleanShutdown bool, logger *slog.Logger) (*Partition, error) {
+	logger = logger.With("topic", topic, "partition", index)
+	l, err := storage.Open(dir, cfg.Log, cleanShutdown, storage.Options{Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("open partition %s-%d: %w", topic, index, err)
+	}
+	if err := storage.WritePartitionMetadata(dir, topicID); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("write partition.metadata for %s-%d: %w", topic, index, err)
+	}
+	p := &Partition{Topic: topic, Index: index, TopicID: topicID, Dir: dir, log: l, epochs: l.LeaderEpochs(), logger: logger}
+	p.cfg.Store(&cfg)
+	p.mu.leaderEpoch = -1
+	p.mu.leaderID = -1
+	p.mu.minISR = 1
+	// Until the replicas report, the high watermark is what is known to be
+	// committed: the checkpointed value would be better (Kafka keeps a
+	// replication-offset-checkpoint); the log start offset is the safe floor.
+	p.highWatermark.Store(l.LogStartOffset())
+	return p, nil
+}
+
+// ConfigRevision is the metadata revision of the topic configuration the
+// partition runs with (see SetConfigAt).
+func (p *Partition) ConfigRevision() int64 { return p.configRev.Load() }
+
+// SetConfigAt applies a topic configuration read at metadata revision rev.
+func (p *Partition) SetConfigAt(cfg Config, rev int64) {
+	p.SetConfig(cfg)
+	p.configRev.Store(rev)
+}
+
+// SetConfig swaps the partition's configuration (topic config changes).
+func (p *Partition) SetConfig(cfg Config) {
+	if old := p.cfg.Load(); old != nil && *old == cfg {
+		return
+	}
+	p.cfg.Store(&cfg)
+	p.log.SetConfig(cfg.Log)
+}
+
+// LeaderEpoch is the current leader epoch.
+func (p *Partition) LeaderEpoch() int32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mu.leaderEpoch
+}
+
+// HighWatermark is the offset below which records are committed; with a
+// single replica it follows the log end offset.
+func (p *Partition) HighWatermark() int64 { return p.highWatermark.Load() }
+
+// LastStableOffset is the offset below which every transaction is decided
+// and replicated: read_committed fetches stop here. It is the first
+// unstable offset of the log, or the high watermark when that is lower or
+// no transaction is open.
+func (p *Partition) LastStableOffset() int64 {
+	hw := p.highWatermark.Load()
+	if fuo := p.log.FirstUnstableOffset(); fuo >= 0 && fuo < hw {
+		return fuo
+	}
+	return hw
+}
+
+// advanceHighWatermark publishes a new high watermark: the log learns
+// which transaction markers are replicated, and retention and compaction
+// are bounded by the new last stable offset.
+func (p *Partition) advanceHighWatermark(hw int64) {
+	p.highWatermark.Store(hw)
+	p.log.OnHighWatermarkUpdated(hw)
+	p.log.SetStableOffset(p.LastStableOffset())
+}
+
+// LogStartOffset is the first offset still in the log.
+func (p *Partition) LogStartOffset() int64 { return p.log.LogStartOffset() }
+
+// LogEndOffset is the next offset to be assigned.
+func (p *Partition) LogEndOffset() int64 { return p.log.LogEndOffset() }
+
+// AppendResult is what Produce reports for one partition.
+type AppendResult struct {
+	BaseOffset     int64
+	LastOffset     int64 // of the appended (or duplicate) batch
+	LogAppendTime  int64 // -1 unless the topic uses LogAppendTime
+	LogStartOffset int64
+}
+
+// ErrClosed is returned by a partition that has been closed or deleted.
+var ErrClosed = errors.New("replica: partition closed")
+
+// ErrNotFollower is returned by follower operations on the leader.
+var ErrNotFollower = errors.New("replica: partition is not a follower")
+
+// AppendAsLeader validates records (one Produce partition's record set),
+// assigns offsets and appends them. Nothing is written unless every batch is
+// valid. A duplicate idempotent batch returns its original offset and writes
+// nothing. Errors are kerr values for the wire, or ErrClosed / storage errors.
+func (p *Partition) AppendAsLeader(records []byte) (AppendResult, error) {
+	return p.appendLeader(records, true)
+}
+
+// AppendAsCoordinator appends a batch written by a coordinator on this
+// broker (group or transaction state). Such batches may carry a producer ID
+// with sequence -1 (transactional offset commits): the log then checks the
+// producer's epoch but not its sequence.
+func (p *Partition) AppendAsCoordinator(records []byte) (AppendResult, error) {
+	return p.appendLeader(records, false)
+}
+
+func (p *Partition) appendLeader(records []byte, fromClient bool) (AppendResult, error) {
+	cfg := p.cfg.Load()
+	res := AppendResult{BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
+	headers, err := batch.Validate(records, cfg.MaxBatchBytes)
+	switch {
+	case errors.Is(err, batch.ErrTooLarge):
+		return res, kerr.MessageTooLarge
+	case errors.Is(err, batch.ErrUnsupportedMagic):
+		return res, kerr.UnsupportedForMessageFormat
+	case errors.Is(err, batch.ErrInvalidRecord):
+		return res, kerr.InvalidRecord
+	case err != nil:
+		return res, kerr.CorruptMessage
+	case len(headers) != 1:
+		// Produce v3+ carries exactly one batch per partition (Kafka's
+		// ProduceRequest.validateRecords).
+		return res, kerr.InvalidRecord
+	case headers[0].IsControl():
+		return res, kerr.InvalidRecord // only coordinators write control batches
+	case fromClient && headers[0].ProducerID >= 0 && headers[0].BaseSequence < 0:
+		// Kafka's LogValidator: a client batch with a producer ID has sequences.
+		return res, kerr.InvalidRecord
+	}
+
+	appendTime := int64(-1)
+	if cfg.LogAppendTime {
+		appendTime = time.Now().UnixMilli()
+	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.closed {
+		return res, ErrClosed
+	}
+	if !p.mu.isLeader {
+		return res, kerr.NotLeaderForPartition
+	}
+	info, err := p.log.AppendAsLeader(records, p.mu.leaderEpoch, appendTime)
+	if err != nil {
+		return res, p.appendError(err)
+	}
+	res.BaseOffset = info.FirstOffset
+	res.LogStartOffset = p.log.LogStartOffset()
+	if cfg.LogAppendTime {
+		res.LogAppendTime = appendTime
+		if info.Duplicate {
+			res.LogAppendTime = info.Timestamp
+		}
+	}
+	if !info.Duplicate {
+		p.maybeAdvanceHighWatermarkLocked()
+		p.wakeWaiters() // followers long-polling for new data
+	}
+	res.LastOffset = info.LastOffset
+	return res, nil
+}
+
+// AppendControl writes a transaction marker (COMMIT when commit, else
+// ABORT) for the producer at epoch, from a coordinator at
+// coordinatorEpoch, and returns its offset. Errors are kerr values
+// (INVALID_PRODUCER_EPOCH, TRANSACTION_COORDINATOR_FENCED), ErrClosed or
+// storage errors.
+func (p *Partition) AppendControl(producerID int64, epoch int16, commit bool, coordinatorEpoch int32) (int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.closed {
+		return -1, ErrClosed
+	}
+	if !p.mu.isLeader {
+		return -1, kerr.NotLeaderForPartition
+	}
+	off, err := p.log.AppendControl(producerID, epoch, commit, coordinatorEpoch, p.mu.leaderEpoch, time.Now().UnixMilli())
+	if err != nil {
+		return -1, p.appendError(err)
+	}
+	p.maybeAdvanceHighWatermarkLocked()
+	p.wakeWaiters()
+	return off, nil
+}
+
+// appendError maps the log's producer-state errors to their wire codes;
+// other errors are wrapped with the partition.
+func (p *Partition) appendError(err error) error {
+	switch {
+	case errors.Is(err, storage.ErrOutOfOrderSequence):
+		return kerr.OutOfOrderSequenceNumber
+	case errors.Is(err, storage.ErrInvalidProducerEpoch):
+		return kerr.InvalidProducerEpoch
+	case errors.Is(err, storage.ErrInvalidTxnState):
+		return kerr.InvalidTxnState
+	case errors.Is(err, storage.ErrCoordinatorFenced):
+		return kerr.TransactionCoordinatorFenced
+	case errors.Is(err, storage.ErrRecordBatchTooLarge):
+		return kerr.RecordListTooLarge
+	case errors.Is(err, storage.ErrClosed):
+		return ErrClosed
+	}
+	return fmt.Errorf("append to %s-%d: %w", p.Topic, p.Index, err)
+}
+
+// AbortedTransactions lists the aborted transactions overlapping
+// [start, upper), for a read_committed fetch.
+func (p *Partition) AbortedTransactions(start, upper int64) ([]storage.AbortedTxn, error) {
+	return p.log.AbortedTransactions(start, upper)
+}
+
+// ActiveProducers lists the producers the partition's log knows, for
+// DescribeProducers.
+func (p *Partition) ActiveProducers() []storage.ProducerInfo { return p.log.ActiveProducers() }
+
+// RemoveExpiredProducers forgets producers idle for producer.id.expiration.ms
+// (the broker calls it periodically).
+func (p *Partition) RemoveExpiredProducers(now time.Time) int {
+	return p.log.RemoveExpiredProducers(now)
+}
+
+// Read returns whole batches from offset up to the high watermark.
+func (p *Partition) Read(offset int64, maxBytes int) (storage.ReadResult, error) {
+	return p.log.Read(offset, maxBytes, p.highWatermark.Load())
+}
+
+// ReadCommitted returns whole batches from offset up to the last stable
+// offset (read_committed isolation).
+func (p *Partition) ReadCommitted(offset int64, maxBytes int) (storage.ReadResult, error) {
+	return p.log.Read(offset, maxBytes, p.LastStableOffset())
+}
+
+// FetchableEnd is where a consumer's reads stop: the last stable offset
+// under read_committed, the high watermark otherwise.
+func (p *Partition) FetchableEnd(readCommitted bool) int64 {
+	if readCommitted {
+		return p.LastStableOffset()
+	}
+	return p.highWatermark.Load()
+}
+
+// OffsetForTimestamp finds the first record at or after ts below the
+// fetchable end (see FetchableEnd).
+func (p *Partition) OffsetForTimestamp(ts int64, readCommitted bool) (offset, timestamp int64, ok bool, err error) {
+	offset, timestamp, ok, err = p.log.OffsetForTimestamp(ts)
+	if ok && offset >= p.FetchableEnd(readCommitted) {
+		return -1, -1, false, nil
+	}
+	return offset, timestamp, ok, err
+}
+
+// MaxTimestamp returns the offset and timestamp of the record with the
+// largest timestamp.
+func (p *Partition) MaxTimestamp() (offset, timestamp int64) { return p.log.MaxTimestamp() }
+
+// EpochEntries lists the leader-epoch checkpoint entries.
+func (p *Partition) EpochEntries() []storage.EpochEntry { return p.epochs.Entries() }
+
+// Notify registers ch to be signalled (non-blocking) at the next append.
+func (p *Partition) Notify(ch chan<- struct{}) {
+	p.waitMu.Lock()
+	p.waiters = append(p.waiters, ch)
+	p.waitMu.Unlock()
+}
+
+func (p *Partition) wakeWaiters() {
+	p.waitMu.Lock()
+	ws := p.waiters
+	p.waiters = nil
+	p.waitMu.Unlock()
+	for _, ch := range ws {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// FlushIfDue fsyncs the log when its flush.ms interval has passed.
+func (p *Partition) FlushIfDue() error { return p.log.FlushIfDue() }
+
+// ApplyRetention deletes segments past retention.ms / retention.bytes.
+func (p *Partition) ApplyRetention(now time.Time) (int, error) { return p.log.ApplyRetention(now) }
+
+// Compact cleans the log when its topic is compacted and dirty enough.
+func (p *Partition) Compact(now time.Time) (storage.CleanStats, error) { return p.log.Compact(now) }
+
+// Flush forces the log to disk.
+func (p *Partition) Flush() error { return p.log.Flush() }
+
+// Close flushes and closes the log; later appends fail with ErrClosed.
+func (p *Partition) Close() error {
+	p.mu.Lock()
+	p.mu.closed = true
+	p.failWaitersLocked(kerr.NotLeaderForPartition)
+	p.mu.Unlock()
+	p.wakeWaiters()
+	return p.log.Close()
+}
+
+// Delete closes the partition and removes its data.
+func (p *Partition) Delete() error {
+	p.mu.Lock()
+	p.mu.closed = true
+	p.failWaitersLocked(kerr.NotLeaderForPartition)
+	p.mu.Unlock()
+	p.wakeWaiters()
+	return p.log.Delete()
+}

@@ -1,0 +1,116 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/kbroker/kbroker/broker/config"
+	"github.com/kbroker/kbroker/etcd"
+)
+
+// listen binds every listener and works out what to advertise for each: the
+// matching advertised listener, or the bound address itself. A port of 0
+// binds a free port, which is then advertised.
+func (b *Broker) listen() error {
+	advertised := map[string]config.Listener{}
+	for _, l := range b.cfg.AdvertisedListeners {
+		advertised[l.Name] = l
+	}
+	for _, l := range b.cfg.Listeners {
+		addr := net.JoinHostPort(l.Host, strconv.Itoa(int(l.Port)))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listeners: %s on %s: %w (is another broker running? choose a port with --override listeners=PLAINTEXT://host:port)", l.Name, addr, err)
+		}
+		b.listeners = append(b.listeners, ln)
+		bound := ln.Addr().(*net.TCPAddr)
+		ep := etcd.Endpoint{Listener: l.Name, Host: l.Host, Port: int32(bound.Port), SecurityProtocol: b.cfg.SecurityProtocolFor(l.Name)}
+		if a, ok := advertised[l.Name]; ok {
+			ep.Host = a.Host
+			if a.Port != 0 {
+				ep.Port = a.Port
+			}
+		}
+		if ep.Host == "" {
+			host, err := os.Hostname()
+			if err != nil {
+				host = "localhost"
+			}
+			ep.Host = host
+		}
+		b.endpoints = append(b.endpoints, ep)
+	}
+	return nil
+}
+
+func (b *Broker) acceptLoop(ln net.Listener, listener string) {
+	defer b.wg.Done()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || b.ctx.Err() != nil {
+				return
+			}
+			// Out of file descriptors and the like: back off, keep serving.
+			if backoff == 0 {
+				backoff = 5 * time.Millisecond
+			} else if backoff < time.Second {
+				backoff *= 2
+			}
+			b.logger.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		if tc, ok := nc.(*net.TCPConn); ok {
+			tc.SetNoDelay(true)
+			tc.SetKeepAlive(true)
+		}
+		b.connsMu.Lock()
+		b.conns[nc] = struct{}{}
+		b.connsMu.Unlock()
+		go func() {
+			b.serveConn(nc, listener)
+			b.connsMu.Lock()
+			delete(b.conns, nc)
+			b.connsMu.Unlock()
+		}()
+	}
+}
+
+// advertisedEndpoint is the endpoint clients of a given listener should use;
+// the first listener when the name is unknown.
+func (b *Broker) advertisedEndpoint(info etcd.BrokerInfo, listener string) (etcd.Endpoint, bool) {
+	for _, ep := range info.Endpoints {
+		if ep.Listener == listener {
+			return ep, true
+		}
+	}
+	if len(info.Endpoints) > 0 {
+		return info.Endpoints[0], true
+	}
+	return etcd.Endpoint{}, false
+}
+
+func (b *Broker) startMetricsServer() error {
+	addr := b.cfg.MetricsListener
+	if addr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("kbroker.metrics.listener %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", b.metrics.handler())
+	b.metricsServer = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go b.metricsServer.Serve(ln)
+	b.logger.Info("serving Prometheus metrics", "addr", ln.Addr().String(), "path", "/metrics")
+	return nil
+}

@@ -1,0 +1,79 @@
+// Command kbroker runs one Kafka-compatible broker.
+//
+//	kbroker [server.properties] [--override key=value]...
+//	kbroker healthcheck [host:port]
+//
+// Kafka container images' environment variables (KAFKA_*, KAFKA_CFG_*) apply
+// between the file and the overrides; healthcheck exits 0 when a broker
+// answers ApiVersions, for a Docker HEALTHCHECK without a shell.
+// The command line follows Apache Kafka's kafka-server-start.sh; see
+// `kbroker --help` for every configuration key and its default.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/kbroker/kbroker/broker"
+	"github.com/kbroker/kbroker/broker/config"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return healthcheck(args[1:])
+	}
+	cfg, notices, err := config.ParseEnv(args, os.Environ())
+	if errors.Is(err, config.ErrHelp) {
+		fmt.Fprint(os.Stdout, config.Help())
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kbroker: %v\nRun 'kbroker --help' for every key and its allowed values.\n", err)
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		level = slog.LevelInfo
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	for _, n := range notices {
+		logger.Log(context.Background(), n.Level, n.Msg)
+	}
+
+	start := time.Now()
+	startTimeout := 30 * time.Second
+	if cfg.EtcdEmbedInitialCluster != "" {
+		// The other members of the embedded etcd cluster may start later.
+		startTimeout = 10 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	b, err := broker.Start(ctx, cfg, logger)
+	cancel()
+	if err != nil {
+		logger.Error("broker failed to start", "err", err)
+		return 1
+	}
+	logger.Info("kbroker started", "startup", time.Since(start).Round(time.Millisecond).String())
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	s := <-sig
+	logger.Info("received signal; stopping", "signal", s.String())
+	signal.Reset()
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Shutdown(ctx); err != nil {
+		return 1
+	}
+	return 0
+}
