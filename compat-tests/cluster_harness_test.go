@@ -9,6 +9,7 @@ package compat
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -559,10 +561,65 @@ func (n *Node) Pause() {
 		n.t.Fatalf("pause node %d: not running", n.ID)
 	}
 	n.signal(syscall.SIGSTOP)
+	// kill(2) returns before the stop takes effect: a thread running on
+	// another CPU stops only when it next returns to user mode. Wait until
+	// every thread is stopped, so nothing sent after Pause is processed.
+	if err := n.waitStopped(5 * time.Second); err != nil {
+		n.t.Fatalf("pause node %d: %v", n.ID, err)
+	}
 	n.mu.Lock()
 	n.paused = true
 	n.mu.Unlock()
 	fmt.Fprintf(n.stderr, "=== node %d paused with SIGSTOP at %s\n", n.ID, time.Now().Format(time.RFC3339Nano))
+}
+
+// waitStopped polls /proc until every thread of the process is in the
+// stopped state ('T').
+func (n *Node) waitStopped(timeout time.Duration) error {
+	n.mu.Lock()
+	cmd := n.cmd
+	n.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return errors.New("no process")
+	}
+	tasks := fmt.Sprintf("/proc/%d/task", cmd.Process.Pid)
+	deadline := time.Now().Add(timeout)
+	for {
+		running, err := runningThreads(tasks)
+		if err == nil && running == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("threads still running %s after SIGSTOP (%d running, err %v)", timeout, running, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// runningThreads counts the threads under a /proc/<pid>/task directory
+// that are not stopped.
+func runningThreads(tasks string) (int, error) {
+	ents, err := os.ReadDir(tasks)
+	if err != nil {
+		return 0, err
+	}
+	running := 0
+	for _, e := range ents {
+		stat, err := os.ReadFile(filepath.Join(tasks, e.Name(), "stat"))
+		if err != nil {
+			continue // the thread exited
+		}
+		// The state follows the parenthesised command name, which may
+		// itself hold spaces or parentheses.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 || i+2 >= len(stat) {
+			return 0, fmt.Errorf("unparsable %s", filepath.Join(tasks, e.Name(), "stat"))
+		}
+		if state := stat[i+2]; state != 'T' && state != 't' {
+			running++
+		}
+	}
+	return running, nil
 }
 
 // Resume continues a paused process with SIGCONT.
