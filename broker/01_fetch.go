@@ -12,6 +12,11 @@ package broker
 //   appends to any fetched partition.
 // * Fetch sessions (KIP-227), full and incremental; see fetch_sessions.go.
 // * Record bytes go from the segment file to the socket with sendfile.
+// * Follower fetching (KIP-392): consumers at v11+ (and the debugging
+//   replica ID -2 at any version) may read from a follower, up to its high
+//   watermark. With replica.selector.class set, the leader answers a
+//   consumer that sent its rack with an empty partition naming the
+//   preferred read replica; see replica_selector.go.
 //
 // Version notes:
 // * v4: isolation level, last stable offset, aborted transactions;
@@ -45,6 +50,24 @@ type fetchPart struct {
 	aborted       []storage.AbortedTxn
 	// diverging tells a follower where to truncate (KIP-320, v12+).
 	diverging *replica.EpochEndOffset
+	// preferredReadReplica sends a consumer to another replica (KIP-392,
+	// v11+); -1 for none.
+	preferredReadReplica int32
+}
+
+func newFetchPart(sp *sessionPartition) fetchPart {
+	return fetchPart{sp: sp, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, preferredReadReplica: -1}
+}
+
+// consumerFetch is how a consumer's (non-replica) fetch reads partitions.
+type consumerFetch struct {
+	maxBytes      int
+	readCommitted bool
+	// fromFollower: this request may read from a follower replica.
+	fromFollower bool
+	// clientRack is set when the leader should pick a preferred read
+	// replica for the client (v11+ with a replica selector configured).
+	clientRack string
 }
 
 func handleFetch(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
@@ -59,7 +82,7 @@ func handleFetch(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
 			reqParts = append(reqParts, &sessionPartition{
 				topic: name, topicID: id, partition: rp.Partition,
 				fetchOffset: rp.FetchOffset, maxBytes: rp.PartitionMaxBytes, currentLeaderEpoch: rp.CurrentLeaderEpoch,
-				lastFetchedEpoch:  rp.LastFetchedEpoch,
+				lastFetchedEpoch: rp.LastFetchedEpoch, replicaLogStartOffset: rp.LogStartOffset,
 				lastHighWatermark: -1, lastLogStartOffset: -1,
 			})
 		}
@@ -117,14 +140,25 @@ func handleFetch(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
 		maxBytes = 1 << 30
 	}
 	minBytes := int(r.MinBytes)
-	readCommitted := r.IsolationLevel == 1
-
-	read := func() ([]fetchPart, int, bool) { return c.readFetch(parts, maxBytes, readCommitted) }
-	if replicaID >= 0 {
-		read = func() ([]fetchPart, int, bool) { return c.readReplicaFetch(replicaID, parts, maxBytes) }
+	cf := consumerFetch{
+		maxBytes:      maxBytes,
+		readCommitted: r.IsolationLevel == 1,
+		// Kafka: a consumer without client metadata (v<11) reads from
+		// leaders only; the debugging ID -2 reads from any replica.
+		fromFollower: replicaID == debuggingReplicaID || (replicaID < 0 && r.Version >= 11),
 	}
-	results, total, anyErr := read()
-	if total >= minBytes || r.MaxWaitMillis <= 0 || anyErr || len(parts) == 0 {
+	if r.Version >= 11 && replicaID < 0 && c.b.cfg.ReplicaSelectorClass != "" {
+		cf.clientRack = r.Rack
+	}
+
+	read := func() ([]fetchPart, int, bool) {
+		if replicaID >= 0 {
+			return c.readReplicaFetch(replicaID, parts, maxBytes)
+		}
+		return c.readFetch(parts, cf)
+	}
+	results, total, respondNow := read()
+	if total >= minBytes || r.MaxWaitMillis <= 0 || respondNow || len(parts) == 0 {
 		return c.fetchReply(r, session, full, results), nil
 	}
 	// Not enough yet: release, wait for an append to any partition (or the
@@ -132,7 +166,7 @@ func handleFetch(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
 	releaseAll(results)
 	wake := make(chan struct{}, 1)
 	deadline := time.Duration(r.MaxWaitMillis) * time.Millisecond
-	waitParts := c.waitablePartitions(parts)
+	waitParts := c.waitablePartitions(parts, replicaID < 0 && cf.fromFollower)
 	return wireReply(func() *wireResponse {
 		timer := time.NewTimer(deadline)
 		defer timer.Stop()
@@ -140,12 +174,8 @@ func handleFetch(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
 			for _, p := range waitParts {
 				p.Notify(wake)
 			}
-			read := func() ([]fetchPart, int, bool) { return c.readFetch(parts, maxBytes, readCommitted) }
-			if replicaID >= 0 {
-				read = func() ([]fetchPart, int, bool) { return c.readReplicaFetch(replicaID, parts, maxBytes) }
-			}
-			results, total, anyErr := read()
-			if total >= minBytes || anyErr {
+			results, total, respondNow := read()
+			if total >= minBytes || respondNow {
 				return c.buildFetch(r, session, full, results)
 			}
 			select {
@@ -183,16 +213,22 @@ func releaseAll(results []fetchPart) {
 	}
 }
 
-// readFetch reads every partition, honouring the response and partition
-// byte limits. It reports the record bytes gathered and whether any
-// partition answered with an error (which ends a long poll at once).
-func (c *conn) readFetch(parts []*sessionPartition, maxBytes int, readCommitted bool) ([]fetchPart, int, bool) {
+// debuggingReplicaID is Kafka's FetchRequest.DEBUGGING_CONSUMER_ID: a
+// consumer that may read from any replica at any version.
+const debuggingReplicaID = -2
+
+// readFetch reads every partition for a consumer, honouring the response
+// and partition byte limits. It reports the record bytes gathered and
+// whether the answer should go at once, without waiting for min_bytes: a
+// partition answered with an error or named a preferred read replica.
+func (c *conn) readFetch(parts []*sessionPartition, cf consumerFetch) ([]fetchPart, int, bool) {
 	results := make([]fetchPart, 0, len(parts))
-	total := 0
-	anyErr := false
+	total, maxBytes, readCommitted := 0, cf.maxBytes, cf.readCommitted
+	respondNow := false
+	now := time.Now()
 	for _, sp := range parts {
-		fp := fetchPart{sp: sp, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1}
-		p, err := c.b.partitions.leaderFor(sp.topic, sp.partition)
+		fp := newFetchPart(sp)
+		p, err := c.b.partitions.readableFor(sp.topic, sp.partition, cf.fromFollower)
 		switch {
 		case err == errUnknownPartition && sp.topic == "":
 			fp.errCode = kerr.UnknownTopicID.Code
@@ -213,6 +249,11 @@ func (c *conn) readFetch(parts []*sessionPartition, maxBytes int, readCommitted 
 			}
 			if fp.errCode != 0 {
 				break
+			}
+			if cf.clientRack != "" {
+				if fp.preferredReadReplica = c.preferredReadReplica(p, sp.fetchOffset, cf.clientRack, now); fp.preferredReadReplica >= 0 {
+					break // no records: the client moves to that replica
+				}
 			}
 			limit := int(sp.maxBytes)
 			if remaining := maxBytes - total; remaining < limit {
@@ -254,12 +295,26 @@ func (c *conn) readFetch(parts []*sessionPartition, maxBytes int, readCommitted 
 			fp.data = res
 			total += res.Size
 		}
-		if fp.errCode != 0 {
-			anyErr = true
+		if fp.errCode != 0 || fp.preferredReadReplica >= 0 {
+			respondNow = true
 		}
 		results = append(results, fp)
 	}
-	return results, total, anyErr
+	return results, total, respondNow
+}
+
+// preferredReadReplica is the replica other than this leader that a
+// consumer in clientRack at offset should read from, or -1.
+func (c *conn) preferredReadReplica(p *replica.Partition, offset int64, clientRack string, now time.Time) int32 {
+	candidates, ok := p.ReadReplicaCandidates(offset, now)
+	if !ok {
+		return -1
+	}
+	brokers := c.b.view.Image().Brokers
+	return rackAwareReadReplica(candidates, clientRack, func(id int32) (string, bool) {
+		info, ok := brokers[id]
+		return info.Rack, ok
+	})
 }
 
 // readReplicaFetch serves a follower broker: whole batches up to the log
@@ -272,7 +327,7 @@ func (c *conn) readReplicaFetch(replicaID int32, parts []*sessionPartition, maxB
 	_, isBroker := c.b.view.Image().Brokers[replicaID]
 	now := time.Now()
 	for _, sp := range parts {
-		fp := fetchPart{sp: sp, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1}
+		fp := newFetchPart(sp)
 		p, err := c.b.partitions.leaderFor(sp.topic, sp.partition)
 		switch {
 		case !isBroker:
@@ -292,7 +347,7 @@ func (c *conn) readReplicaFetch(replicaID int32, parts []*sessionPartition, maxB
 				}
 			}
 			res, err := p.ReadForFollower(replica.FollowerFetch{
-				ReplicaID: replicaID, FetchOffset: sp.fetchOffset, LastFetchedEpoch: sp.lastFetchedEpoch,
+				ReplicaID: replicaID, FetchOffset: sp.fetchOffset, LogStartOffset: sp.replicaLogStartOffset, LastFetchedEpoch: sp.lastFetchedEpoch,
 				CurrentLeaderEpoch: sp.currentLeaderEpoch, MaxBytes: limit,
 			}, now)
 			fp.highWatermark, fp.logStartOffset, fp.diverging = res.HighWatermark, res.LogStartOffset, res.Diverging
@@ -320,11 +375,13 @@ func (c *conn) readReplicaFetch(replicaID int32, parts []*sessionPartition, maxB
 	return results, total, anyErr
 }
 
-// waitablePartitions resolves the hosted partitions a long poll waits on.
-func (c *conn) waitablePartitions(parts []*sessionPartition) []interface{ Notify(chan<- struct{}) } {
+// waitablePartitions resolves the hosted partitions a long poll waits on:
+// those this broker leads, and its followers too for a consumer that may
+// read from them.
+func (c *conn) waitablePartitions(parts []*sessionPartition, followersToo bool) []interface{ Notify(chan<- struct{}) } {
 	var out []interface{ Notify(chan<- struct{}) }
 	for _, sp := range parts {
-		if p, err := c.b.partitions.leaderFor(sp.topic, sp.partition); err == nil {
+		if p, err := c.b.partitions.readableFor(sp.topic, sp.partition, followersToo); err == nil {
 			out = append(out, p)
 		}
 	}

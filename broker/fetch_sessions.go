@@ -31,6 +31,8 @@ type sessionPartition struct {
 	maxBytes           int32
 	currentLeaderEpoch int32
 	lastFetchedEpoch   int32 // followers (v12+)
+	// replicaLogStartOffset is a follower's own log start offset (v5+).
+	replicaLogStartOffset int64
 
 	lastHighWatermark  int64
 	lastLogStartOffset int64

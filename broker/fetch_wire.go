@@ -114,7 +114,7 @@ func encodeFetchResponse(resp fetchResponseHeader, results []fetchPart) *wireRes
 				}
 			}
 			if v >= 11 {
-				buf = binary.BigEndian.AppendUint32(buf, 0xffffffff) // preferred read replica -1
+				buf = binary.BigEndian.AppendUint32(buf, uint32(fp.preferredReadReplica))
 			}
 			n := fp.data.Size
 			if flex {

@@ -50,15 +50,23 @@ func TestFetchWireMatchesKmsg(t *testing.T) {
 	for v := apis[kmsg.Fetch].minVersion; v <= apis[kmsg.Fetch].maxVersion; v++ {
 		withData := &fetchPart{
 			sp:            &sessionPartition{topic: "orders", topicID: [16]byte{1, 2, 3}, partition: 4},
-			highWatermark: 99, lastStableOffset: 99, logStartOffset: 7,
+			highWatermark: 99, lastStableOffset: 99, logStartOffset: 7, preferredReadReplica: -1,
 			data: storage.ReadResult{File: f, Pos: int64(len("junk-before")), Size: len(records)},
 		}
 		failed := &fetchPart{
 			sp:            &sessionPartition{topic: "orders", topicID: [16]byte{1, 2, 3}, partition: 5},
 			errCode:       6,
-			highWatermark: -1, lastStableOffset: -1, logStartOffset: -1,
+			highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, preferredReadReplica: -1,
 		}
-		hdr := fetchResponseHeader{version: v, sessionID: 42, topics: []fetchTopicOut{{name: "orders", id: [16]byte{1, 2, 3}, parts: []*fetchPart{withData, failed}}}}
+		parts := []*fetchPart{withData, failed}
+		if v >= 11 {
+			// A leader sending a consumer to another replica (KIP-392).
+			parts = append(parts, &fetchPart{
+				sp:            &sessionPartition{topic: "orders", topicID: [16]byte{1, 2, 3}, partition: 6},
+				highWatermark: 50, lastStableOffset: 48, logStartOffset: 3, preferredReadReplica: 2,
+			})
+		}
+		hdr := fetchResponseHeader{version: v, sessionID: 42, topics: []fetchTopicOut{{name: "orders", id: [16]byte{1, 2, 3}, parts: parts}}}
 		w := encodeFetchResponse(hdr, nil)
 		bw := bufio.NewWriter(server)
 		if err := w.writeTo(server, bw, 1234); err != nil {
@@ -84,6 +92,12 @@ func TestFetchWireMatchesKmsg(t *testing.T) {
 		p2.Partition, p2.ErrorCode, p2.HighWatermark, p2.LastStableOffset, p2.LogStartOffset = 5, 6, -1, -1, -1
 		p2.RecordBatches = []byte{}
 		rt.Partitions = []kmsg.FetchResponseTopicPartition{p1, p2}
+		if v >= 11 {
+			p3 := kmsg.NewFetchResponseTopicPartition()
+			p3.Partition, p3.HighWatermark, p3.LastStableOffset, p3.LogStartOffset, p3.PreferredReadReplica = 6, 50, 48, 3, 2
+			p3.RecordBatches = []byte{}
+			rt.Partitions = append(rt.Partitions, p3)
+		}
 		want.Topics = []kmsg.FetchResponseTopic{rt}
 		wantFrame := encodeResponse(nil, requestInfo{key: int16(kmsg.Fetch), version: v, correlationID: 1234}, want)
 		if !bytes.Equal(got, wantFrame[4:]) {

@@ -60,6 +60,15 @@ func (s *partitionSet) leaderFor(topic string, partition int32) (*replica.Partit
 	return p, nil
 }
 
+// readableFor returns the partition for a consumer's read: the leader's
+// replica, or with followersToo any replica hosted here (KIP-392).
+func (s *partitionSet) readableFor(topic string, partition int32, followersToo bool) (*replica.Partition, error) {
+	if !followersToo {
+		return s.leaderFor(topic, partition)
+	}
+	return s.hosted(topic, partition)
+}
+
 // hosted returns the partition if this broker holds a replica of it,
 // opening it on first use and bringing its role (leader or follower), ISR
 // and configuration up to the metadata image.

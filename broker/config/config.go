@@ -209,6 +209,9 @@ type Config struct {
 	ReplicaHighWatermarkCheckpointIntervalMs int64
 	// UncleanLeaderElectionEnable is unclean.leader.election.enable.
 	UncleanLeaderElectionEnable bool
+	// ReplicaSelectorClass is replica.selector.class: empty (consumers read
+	// from leaders) or RackAwareReplicaSelector (KIP-392).
+	ReplicaSelectorClass string
 	// AutoLeaderRebalanceEnable is auto.leader.rebalance.enable.
 	AutoLeaderRebalanceEnable bool
 	// LeaderImbalancePerBrokerPercentage is leader.imbalance.per.broker.percentage.

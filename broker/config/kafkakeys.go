@@ -39,7 +39,7 @@ var ignoredKafkaKeys = toSet(
 	"fetch.purgatory.purge.interval.requests", "producer.purgatory.purge.interval.requests",
 	"delete.records.purgatory.purge.interval.requests",
 	"max.incremental.fetch.session.cache.slots", "max.request.partition.size.limit",
-	"unclean.leader.election.interval.ms", "replica.selector.class",
+	"unclean.leader.election.interval.ms",
 	// Log internals.
 	"log.flush.offset.checkpoint.interval.ms", "log.flush.start.offset.checkpoint.interval.ms",
 	"log.dir.failure.timeout.ms", "log.initial.task.delay.ms",

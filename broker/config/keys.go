@@ -15,6 +15,18 @@ var (
 	logLevels        = []string{"debug", "info", "warn", "error"}
 )
 
+// RackAwareReplicaSelector is the replica.selector.class of Kafka's rack-aware
+// selector, the one selector kbroker implements (Kafka loads any Java class
+// named there; kbroker cannot).
+const RackAwareReplicaSelector = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
+
+func validReplicaSelector(v string) error {
+	if v == "" || v == RackAwareReplicaSelector {
+		return nil
+	}
+	return fmt.Errorf("kbroker implements only %s (or empty for leader-only reads); custom selector classes cannot be loaded", RackAwareReplicaSelector)
+}
+
 // Kafka's minimum segment size: LegacyRecord.RECORD_OVERHEAD_V0.
 const minSegmentBytes = 14
 
@@ -245,6 +257,9 @@ var brokerKeys = []keyDef{
 		"How often high watermarks are saved to disk."),
 	boolKey(groupReplication, "unclean.leader.election.enable", "UncleanLeaderElectionEnable", func(c *Config) *bool { return &c.UncleanLeaderElectionEnable },
 		"Allow an out-of-sync replica to lead when no ISR member is alive (loses data)."),
+	checkedStringKey(groupReplication, "replica.selector.class", "ReplicaSelectorClass", "empty or "+RackAwareReplicaSelector,
+		validReplicaSelector, func(c *Config) *string { return &c.ReplicaSelectorClass },
+		"Where consumers that send client.rack read from (KIP-392): empty, the leader; "+RackAwareReplicaSelector+", a replica in the consumer's rack."),
 	boolKey(groupReplication, "auto.leader.rebalance.enable", "AutoLeaderRebalanceEnable", func(c *Config) *bool { return &c.AutoLeaderRebalanceEnable },
 		"Move leadership back to preferred replicas in the background."),
 	numKey(groupReplication, "leader.imbalance.per.broker.percentage", "LeaderImbalancePerBrokerPercentage", anyInt(32), func(c *Config) *int32 { return &c.LeaderImbalancePerBrokerPercentage },

@@ -41,6 +41,7 @@ func TestEachKeySetsItsField(t *testing.T) {
 		"etcd.embed.client.url": "http://h:1", "etcd.embed.peer.url": "http://h:2",
 		"etcd.embed.initial.cluster": "1=http://h:2380,2=http://g:2380",
 		"kbroker.metrics.listener":   ":9404",
+		"replica.selector.class":     RackAwareReplicaSelector,
 	}
 	for _, d := range brokerKeys {
 		sample, ok := samples[d.name]

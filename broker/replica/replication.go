@@ -43,6 +43,7 @@ type ISRChange struct {
 // followerState is what the leader knows of one follower.
 type followerState struct {
 	leo              int64
+	logStart         int64 // as its last fetch reported; -1 unknown
 	lastCaughtUp     time.Time
 	prevFetch        time.Time
 	prevFetchLeaderE int64 // leader LEO at the follower's previous fetch
@@ -74,7 +75,7 @@ func (p *Partition) MakeLeader(epoch int32, rs ReplicaSet, self int32) error {
 	for _, r := range rs.Replicas {
 		if r != self {
 			// Followers in the ISR get a grace period of one lag interval.
-			p.mu.followers[r] = &followerState{leo: -1, lastCaughtUp: now}
+			p.mu.followers[r] = &followerState{leo: -1, logStart: -1, lastCaughtUp: now}
 		}
 	}
 	p.setReplicaSetLocked(rs)
@@ -196,6 +197,7 @@ func (p *Partition) maybeAdvanceHighWatermarkLocked() {
 type FollowerFetch struct {
 	ReplicaID          int32
 	FetchOffset        int64
+	LogStartOffset     int64 // the follower's, -1 when not sent (v<5)
 	LastFetchedEpoch   int32
 	CurrentLeaderEpoch int32
 	MaxBytes           int
@@ -258,7 +260,7 @@ func (p *Partition) ReadForFollower(f FollowerFetch, now time.Time) (FollowerFet
 		fs.lastCaughtUp = fs.prevFetch
 	}
 	fs.prevFetch, fs.prevFetchLeaderE = now, leo
-	fs.leo = f.FetchOffset
+	fs.leo, fs.logStart = f.FetchOffset, f.LogStartOffset
 	p.maybeAdvanceHighWatermarkLocked()
 	res.HighWatermark = p.highWatermark.Load()
 	if !slices.Contains(p.mu.isr, f.ReplicaID) && !slices.Contains(p.mu.pendingAdds, f.ReplicaID) &&
@@ -398,6 +400,7 @@ func (p *Partition) AppendAsFollower(batches []byte, leaderHW int64) error {
 	}
 	if hw := min(leaderHW, p.log.LogEndOffset()); hw > p.highWatermark.Load() {
 		p.advanceHighWatermark(hw)
+		p.wakeWaiters() // consumers long-polling this follower (KIP-392)
 	}
 	return nil
 }
@@ -438,4 +441,34 @@ func (p *Partition) TruncateFullyAndStartAt(offset int64) error {
 	}
 	p.highWatermark.Store(offset)
 	return nil
+}
+
+// ReplicaView is one replica's position as the leader sees it, for choosing
+// where a consumer should read (KIP-392).
+type ReplicaView struct {
+	ID            int32
+	LogEndOffset  int64
+	SinceCaughtUp time.Duration // 0 for the leader
+}
+
+// ReadReplicaCandidates lists, on the leader, the replicas a consumer at
+// offset may be sent to read from: the leader itself (first) and each ISR
+// follower whose log holds offset. Like Kafka since KAFKA-14372, followers
+// outside the ISR are never chosen, so a lagging replica cannot hold a
+// consumer back indefinitely. ok is false on a follower.
+func (p *Partition) ReadReplicaCandidates(offset int64, now time.Time) (views []ReplicaView, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.mu.isLeader || p.mu.closed {
+		return nil, false
+	}
+	views = append(views, ReplicaView{ID: p.mu.self, LogEndOffset: p.log.LogEndOffset()})
+	for _, id := range p.mu.isr {
+		fs := p.mu.followers[id]
+		if id == p.mu.self || fs == nil || fs.leo < offset || fs.logStart > offset {
+			continue
+		}
+		views = append(views, ReplicaView{ID: id, LogEndOffset: fs.leo, SinceCaughtUp: now.Sub(fs.lastCaughtUp)})
+	}
+	return views, true
 }
