@@ -307,8 +307,9 @@ func (b *Broker) flushLoop() {
 const cleanerBackoff = 15 * time.Second
 
 // cleanupLoop runs retention every log.retention.check.interval.ms,
-// compaction every cleanerBackoff and producer expiry every
-// producer.id.expiration.check.interval.ms. Both run off the request path; appends
+// compaction every cleanerBackoff, producer expiry every
+// producer.id.expiration.check.interval.ms and the high watermark checkpoint
+// every replica.high.watermark.checkpoint.interval.ms. Both run off the request path; appends
 // only wait for the brief segment swaps.
 func (b *Broker) cleanupLoop() {
 	defer b.wg.Done()
@@ -318,8 +319,12 @@ func (b *Broker) cleanupLoop() {
 	defer cleaner.Stop()
 	producers := time.NewTicker(time.Duration(max(b.cfg.ProducerIDExpirationCheckIntervalMs, 100)) * time.Millisecond)
 	defer producers.Stop()
+	hwCheckpoint := time.NewTicker(time.Duration(max(b.cfg.ReplicaHighWatermarkCheckpointIntervalMs, 100)) * time.Millisecond)
+	defer hwCheckpoint.Stop()
 	for {
 		select {
+		case <-hwCheckpoint.C:
+			b.partitions.checkpointHighWatermarks()
 		case <-retention.C:
 			b.partitions.applyRetention()
 		case <-producers.C:

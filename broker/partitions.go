@@ -31,6 +31,11 @@ type partitionSet struct {
 		// cleanDirs records, per log dir, whether the last shutdown was clean,
 		// so the first open of each partition can skip full recovery.
 		cleanDirs map[string]bool
+		// savedHW holds, per log dir, the high watermarks read from its
+		// replication-offset-checkpoint for partitions not opened yet; an
+		// entry goes when its partition opens, and the rest once every
+		// hosted partition is open (openExisting).
+		savedHW map[string]map[storage.TopicPartition]int64
 	}
 }
 
@@ -38,6 +43,17 @@ func newPartitionSet(b *Broker, cleanDirs map[string]bool) *partitionSet {
 	s := &partitionSet{b: b}
 	s.mu.parts = make(map[topicPartition]*replica.Partition)
 	s.mu.cleanDirs = cleanDirs
+	s.mu.savedHW = make(map[string]map[storage.TopicPartition]int64)
+	for _, d := range b.cfg.LogDirs {
+		hws, err := storage.ReadOffsetCheckpoint(d, storage.ReplicationOffsetCheckpointFile)
+		if err != nil {
+			// Not fatal: high watermarks restart at the log start and
+			// catch up as followers report, as before the checkpoint existed.
+			b.logger.Warn("ignoring unreadable high watermark checkpoint; high watermarks will catch up from replicas", "dir", d, "err", err)
+			continue
+		}
+		s.mu.savedHW[d] = hws
+	}
 	return s
 }
 
@@ -110,6 +126,13 @@ func (s *partitionSet) hosted(topic string, partition int32) (*replica.Partition
 			return nil, err
 		}
 		p.SetConfigAt(cfg, t.ModRevision)
+		if saved := s.mu.savedHW[filepath.Dir(dir)]; saved != nil {
+			key := storage.TopicPartition{Topic: topic, Partition: partition}
+			if hw, ok := saved[key]; ok {
+				p.RestoreHighWatermark(hw)
+				delete(saved, key)
+			}
+		}
 		s.mu.parts[tp] = p
 	}
 	if p.ConfigRevision() != t.ModRevision {
@@ -280,6 +303,38 @@ func (s *partitionSet) openExisting(img *etcd.Image) {
 			}
 		}
 	}
+	// Every hosted partition is open: what is left names partitions no
+	// longer here.
+	s.mu.Lock()
+	clear(s.mu.savedHW)
+	s.mu.Unlock()
+}
+
+// checkpointHighWatermarks writes each log dir's replication-offset-checkpoint
+// (Kafka's file of the high watermarks of the partitions in that dir), so
+// that after a restart a leader serves what was committed at once instead
+// of waiting for its followers to report, and coordinators load sooner.
+func (s *partitionSet) checkpointHighWatermarks() {
+	s.mu.Lock()
+	byDir := make(map[string]map[storage.TopicPartition]int64, len(s.b.cfg.LogDirs))
+	for _, d := range s.b.cfg.LogDirs {
+		hws := make(map[storage.TopicPartition]int64)
+		for tp, hw := range s.mu.savedHW[d] {
+			hws[tp] = hw // not opened yet: keep what was saved
+		}
+		byDir[d] = hws
+	}
+	for tp, p := range s.mu.parts {
+		if hws := byDir[filepath.Dir(p.Dir)]; hws != nil {
+			hws[storage.TopicPartition{Topic: tp.topic, Partition: tp.partition}] = p.HighWatermark()
+		}
+	}
+	s.mu.Unlock()
+	for d, hws := range byDir {
+		if err := storage.WriteOffsetCheckpoint(d, storage.ReplicationOffsetCheckpointFile, hws); err != nil {
+			s.b.logger.Error("high watermark checkpoint failed", "dir", d, "err", err)
+		}
+	}
 }
 
 // flushDue lets every partition apply its flush.ms policy, so a log that
@@ -353,8 +408,10 @@ func (s *partitionSet) abandon() {
 	s.mu.Unlock()
 }
 
-// closeAll flushes and closes every partition (clean shutdown).
+// closeAll checkpoints the high watermarks, then flushes and closes every
+// partition (clean shutdown).
 func (s *partitionSet) closeAll() error {
+	s.checkpointHighWatermarks()
 	s.mu.Lock()
 	parts := s.mu.parts
 	s.mu.parts = map[topicPartition]*replica.Partition{}

@@ -4,6 +4,7 @@
 // # Directory layout
 //
 //	<log.dir>/.kafka_cleanshutdown            present only between a clean stop and the next start
+//	<log.dir>/replication-offset-checkpoint   high watermarks of the partitions in this dir (written by the broker)
 //	<log.dir>/<topic>-<partition>/            PartitionDirName; "-delete"/"-future"/"-stray" names are not partitions
 //	    00000000000000000000.log              segment: batches, named by the 20-digit base offset
 //	    00000000000000000000.index            its offset index
@@ -130,6 +131,16 @@
 // any segment the change makes unreachable is deleted. Open takes the larger
 // of it and the first segment's base offset; a value above the recovered log
 // end empties the log and restarts it there, as Kafka's LogLoader does.
+//
+// # replication-offset-checkpoint
+//
+// One per log dir, as in Kafka (OffsetCheckpointFile), written atomically
+// by the broker every replica.high.watermark.checkpoint.interval.ms and at a
+// clean stop; a replica starts at min(value, recovered log end):
+//
+//	0                                version
+//	<count>
+//	<topic> <partition> <offset>     one line per partition, sorted
 //
 // # cleaner-offset-checkpoint
 //

@@ -86,10 +86,23 @@ func Open(dir, topic string, index int32, topicID [16]byte, cfg Config, cleanShu
 	p.mu.leaderID = -1
 	p.mu.minISR = 1
 	// Until the replicas report, the high watermark is what is known to be
-	// committed: the checkpointed value would be better (Kafka keeps a
-	// replication-offset-checkpoint); the log start offset is the safe floor.
+	// committed: the log start offset, or the checkpointed value the broker
+	// passes to RestoreHighWatermark.
 	p.highWatermark.Store(l.LogStartOffset())
 	return p, nil
+}
+
+// RestoreHighWatermark starts the high watermark at a value checkpointed
+// before a restart (Kafka's replication-offset-checkpoint), kept within the
+// recovered log. Everything below it was committed, so it stays valid
+// whatever role the partition takes.
+func (p *Partition) RestoreHighWatermark(hw int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	hw = min(max(hw, p.log.LogStartOffset()), p.log.LogEndOffset())
+	if hw > p.highWatermark.Load() {
+		p.advanceHighWatermark(hw)
+	}
 }
 
 // ConfigRevision is the metadata revision of the topic configuration the
