@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strconv"
 	"time"
@@ -109,6 +110,13 @@ func (b *Broker) startMetricsServer() error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", b.metrics.handler())
+	if b.cfg.MetricsPprofEnable {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	b.metricsServer = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go b.metricsServer.Serve(ln)
 	b.logger.Info("serving Prometheus metrics", "addr", ln.Addr().String(), "path", "/metrics")

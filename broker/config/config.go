@@ -289,6 +289,9 @@ type Config struct {
 	// MetricsListener is kbroker.metrics.listener, the host:port of the
 	// Prometheus /metrics HTTP endpoint; empty turns it off.
 	MetricsListener string
+	// MetricsPprofEnable is kbroker.metrics.pprof.enable: serve
+	// net/http/pprof on the metrics listener.
+	MetricsPprofEnable bool
 
 	// explicit records the keys Parse saw (canonical names), so
 	// DescribeConfigs can tell a static setting from a default.
@@ -523,6 +526,9 @@ func (c *Config) Validate() error {
 	}
 	if int64(c.ReplicaFetchWaitMaxMs) > c.ReplicaLagTimeMaxMs {
 		return invalidf("replica.fetch.wait.max.ms (%d) must not exceed replica.lag.time.max.ms (%d)", c.ReplicaFetchWaitMaxMs, c.ReplicaLagTimeMaxMs)
+	}
+	if c.MetricsPprofEnable && c.MetricsListener == "" {
+		return invalidf("kbroker.metrics.pprof.enable needs kbroker.metrics.listener (the profiler is served there)")
 	}
 	if err := c.validateListeners(); err != nil {
 		return err

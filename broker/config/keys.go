@@ -329,6 +329,8 @@ var brokerKeys = []keyDef{
 		return validHostPort(v, true)
 	}, func(c *Config) *string { return &c.MetricsListener },
 		"host:port serving Prometheus metrics at /metrics (e.g. 127.0.0.1:9404); empty turns it off."),
+	boolKey(groupMetrics, "kbroker.metrics.pprof.enable", "MetricsPprofEnable", func(c *Config) *bool { return &c.MetricsPprofEnable },
+		"Also serve Go's profiler at /debug/pprof/ on kbroker.metrics.listener (for diagnosing CPU and memory; exposes internals, keep the listener private)."),
 }
 
 func withAliases(d keyDef, aliases ...string) keyDef {
