@@ -7,6 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/coordinator/runtime"
 )
 
 // groupAuthorizedOperations is the bitfield of the operations a group
@@ -27,8 +29,8 @@ func (s *Shard) DescribeGroup(ctx context.Context, groupID string, includeAuthor
 		r.Members = []kmsg.DescribeGroupsResponseGroupMember{}
 		return r
 	}
-	return call(ctx, s, fail, func(reply func(kmsg.DescribeGroupsResponseGroup)) {
-		if code := s.ready(); code != 0 {
+	return runtime.Call(ctx, s.loop, fail, func(reply func(kmsg.DescribeGroupsResponseGroup)) {
+		if code := s.loop.Ready(); code != 0 {
 			reply(fail(code))
 			return
 		}
@@ -82,8 +84,8 @@ func (s *Shard) DescribeGroup(ctx context.Context, groupID string, includeAuthor
 // callers check Loaded to answer COORDINATOR_LOAD_IN_PROGRESS.
 func (s *Shard) ListGroups(ctx context.Context, statesFilter, typesFilter []string) []kmsg.ListGroupsResponseGroup {
 	fail := func(int16) []kmsg.ListGroupsResponseGroup { return nil }
-	return call(ctx, s, fail, func(reply func([]kmsg.ListGroupsResponseGroup)) {
-		if s.ready() != 0 {
+	return runtime.Call(ctx, s.loop, fail, func(reply func([]kmsg.ListGroupsResponseGroup)) {
+		if s.loop.Ready() != 0 {
 			reply(nil)
 			return
 		}
@@ -129,8 +131,8 @@ func containsFold(list []string, s string) bool {
 // committed. NON_EMPTY_GROUP while it has members, GROUP_ID_NOT_FOUND when
 // unknown.
 func (s *Shard) DeleteGroup(ctx context.Context, groupID string) int16 {
-	return call(ctx, s, func(code int16) int16 { return code }, func(reply func(int16)) {
-		if code := s.ready(); code != 0 {
+	return runtime.Call(ctx, s.loop, func(code int16) int16 { return code }, func(reply func(int16)) {
+		if code := s.loop.Ready(); code != 0 {
 			reply(code)
 			return
 		}
@@ -159,7 +161,7 @@ func (s *Shard) handleDeleteGroup(groupID string, reply func(int16)) {
 // COORDINATOR_NOT_AVAILABLE meanwhile, as in Kafka) and writes its
 // tombstones; replay then forgets it. If the write fails the group is
 // Empty again.
-func (s *Shard) killGroup(g *group, recs []record, done func(code int16)) {
+func (s *Shard) killGroup(g *group, recs []runtime.Record, done func(code int16)) {
 	s.stopGroupTimers(g)
 	g.transition(stateDead, s.nowMs())
 	s.write(recs, false, func(code int16) {

@@ -1,11 +1,10 @@
 package group
 
 import (
-	"errors"
-	"fmt"
 	"math"
 	"time"
-	"unicode/utf16"
+
+	"github.com/kbroker/kbroker/coordinator/runtime"
 )
 
 // Config holds the group coordinator settings, named after Kafka's broker
@@ -88,66 +87,35 @@ func DefaultConfig() Config {
 
 // Validate reports settings Kafka would refuse.
 func (c Config) Validate() error {
-	var errs []error
-	if c.MinSessionTimeout < 0 || c.MaxSessionTimeout < c.MinSessionTimeout {
-		errs = append(errs, fmt.Errorf("group.min.session.timeout.ms %v must be >= 0 and <= group.max.session.timeout.ms %v", c.MinSessionTimeout, c.MaxSessionTimeout))
-	}
-	if c.MaxSize < 1 {
-		errs = append(errs, fmt.Errorf("group.max.size %d must be >= 1", c.MaxSize))
-	}
-	if c.InitialRebalanceDelay < 0 {
-		errs = append(errs, fmt.Errorf("group.initial.rebalance.delay.ms %v must be >= 0", c.InitialRebalanceDelay))
-	}
-	if c.OffsetsRetention <= 0 {
-		errs = append(errs, fmt.Errorf("offsets.retention.minutes %v must be > 0", c.OffsetsRetention))
-	}
-	if c.OffsetsRetentionCheckInterval <= 0 {
-		errs = append(errs, fmt.Errorf("offsets.retention.check.interval.ms %v must be > 0", c.OffsetsRetentionCheckInterval))
-	}
-	if c.OffsetMetadataMaxBytes < 0 {
-		errs = append(errs, fmt.Errorf("offset.metadata.max.bytes %d must be >= 0", c.OffsetMetadataMaxBytes))
-	}
-	if c.ConsumerSessionTimeout < 0 || c.ConsumerHeartbeatInterval < 0 ||
-		(c.ConsumerSessionTimeout > 0 && c.ConsumerHeartbeatInterval >= c.ConsumerSessionTimeout) {
-		errs = append(errs, fmt.Errorf("group.consumer.heartbeat.interval.ms %v must be >= 0 and below group.consumer.session.timeout.ms %v", c.ConsumerHeartbeatInterval, c.ConsumerSessionTimeout))
-	}
+	var p runtime.Problems
+	p.Reject(c.MinSessionTimeout < 0 || c.MaxSessionTimeout < c.MinSessionTimeout,
+		"group.min.session.timeout.ms %v must be >= 0 and <= group.max.session.timeout.ms %v", c.MinSessionTimeout, c.MaxSessionTimeout)
+	p.Reject(c.MaxSize < 1, "group.max.size %d must be >= 1", c.MaxSize)
+	p.Reject(c.InitialRebalanceDelay < 0, "group.initial.rebalance.delay.ms %v must be >= 0", c.InitialRebalanceDelay)
+	p.Reject(c.OffsetsRetention <= 0, "offsets.retention.minutes %v must be > 0", c.OffsetsRetention)
+	p.Reject(c.OffsetsRetentionCheckInterval <= 0, "offsets.retention.check.interval.ms %v must be > 0", c.OffsetsRetentionCheckInterval)
+	p.Reject(c.OffsetMetadataMaxBytes < 0, "offset.metadata.max.bytes %d must be >= 0", c.OffsetMetadataMaxBytes)
+	p.Reject(c.ConsumerSessionTimeout < 0 || c.ConsumerHeartbeatInterval < 0 ||
+		(c.ConsumerSessionTimeout > 0 && c.ConsumerHeartbeatInterval >= c.ConsumerSessionTimeout),
+		"group.consumer.heartbeat.interval.ms %v must be >= 0 and below group.consumer.session.timeout.ms %v", c.ConsumerHeartbeatInterval, c.ConsumerSessionTimeout)
 	for _, a := range c.ConsumerAssignors {
-		if a != assignorUniform && a != assignorRange {
-			errs = append(errs, fmt.Errorf("group.consumer.assignors: unknown assignor %q (known: uniform, range)", a))
-		}
+		p.Reject(a != assignorUniform && a != assignorRange, "group.consumer.assignors: unknown assignor %q (known: uniform, range)", a)
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
-	}
-	return nil
+	return p.Err(ErrInvalidConfig)
 }
 
 // withDefaults fills zero values that would make the shard misbehave.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.MaxSize <= 0 {
-		c.MaxSize = d.MaxSize
-	}
-	if c.OffsetsRetention <= 0 {
-		c.OffsetsRetention = d.OffsetsRetention
-	}
-	if c.OffsetsRetentionCheckInterval <= 0 {
-		c.OffsetsRetentionCheckInterval = d.OffsetsRetentionCheckInterval
-	}
-	if c.NewMemberJoinTimeout <= 0 {
-		c.NewMemberJoinTimeout = d.NewMemberJoinTimeout
-	}
+	runtime.SetDefault(&c.MaxSize, d.MaxSize)
+	runtime.SetDefault(&c.OffsetsRetention, d.OffsetsRetention)
+	runtime.SetDefault(&c.OffsetsRetentionCheckInterval, d.OffsetsRetentionCheckInterval)
+	runtime.SetDefault(&c.NewMemberJoinTimeout, d.NewMemberJoinTimeout)
+	runtime.SetDefault(&c.ConsumerSessionTimeout, d.ConsumerSessionTimeout)
+	runtime.SetDefault(&c.ConsumerHeartbeatInterval, d.ConsumerHeartbeatInterval)
+	runtime.SetDefault(&c.ConsumerMaxSize, d.ConsumerMaxSize)
 	if c.Now == nil {
 		c.Now = time.Now
-	}
-	if c.ConsumerSessionTimeout <= 0 {
-		c.ConsumerSessionTimeout = d.ConsumerSessionTimeout
-	}
-	if c.ConsumerHeartbeatInterval <= 0 {
-		c.ConsumerHeartbeatInterval = d.ConsumerHeartbeatInterval
-	}
-	if c.ConsumerMaxSize <= 0 {
-		c.ConsumerMaxSize = d.ConsumerMaxSize
 	}
 	if len(c.ConsumerAssignors) == 0 {
 		c.ConsumerAssignors = d.ConsumerAssignors
@@ -156,23 +124,8 @@ func (c Config) withDefaults() Config {
 }
 
 // PartitionFor is the __consumer_offsets partition coordinating groupID:
-// Kafka's Utils.abs(groupId.hashCode()) % numPartitions. The hash is Java's
-// String.hashCode over UTF-16 code units, and Utils.abs maps MinInt32 to 0
-// and otherwise takes the absolute value (it is not the x & 0x7fffffff of
-// Utils.toPositive, which the producer's partitioner uses).
+// Kafka's Utils.abs(groupId.hashCode()) % numPartitions (see
+// runtime.PartitionFor).
 func PartitionFor(groupID string, numPartitions int32) int32 {
-	if numPartitions <= 0 {
-		return 0
-	}
-	var h int32
-	for _, u := range utf16.Encode([]rune(groupID)) {
-		h = 31*h + int32(u)
-	}
-	switch {
-	case h == math.MinInt32:
-		h = 0
-	case h < 0:
-		h = -h
-	}
-	return h % numPartitions
+	return runtime.PartitionFor(groupID, numPartitions)
 }

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"sort"
 	"time"
+
+	"github.com/kbroker/kbroker/coordinator/runtime"
 )
 
 // This file holds the state of KIP-848 ("consumer" protocol) groups. A
@@ -403,7 +405,7 @@ func (s *Shard) serial(groupID string, fn func()) {
 
 // writeSerial appends recs for a consumer group; until they are replayed
 // (or failed) and then ran, later operations on the group wait.
-func (s *Shard) writeSerial(groupID string, recs []record, then func(code int16)) {
+func (s *Shard) writeSerial(groupID string, recs []runtime.Record, then func(code int16)) {
 	if _, ok := s.busy[groupID]; !ok {
 		s.busy[groupID] = nil
 	}
@@ -435,7 +437,7 @@ func (s *Shard) scheduleSession(groupID string, m *cmember) {
 		m.sessionTimer.Stop()
 	}
 	tok, id := m.sessionToken, m.id
-	m.sessionTimer = s.after(s.cfg.ConsumerSessionTimeout, func() {
+	m.sessionTimer = s.loop.After(s.cfg.ConsumerSessionTimeout, func() {
 		s.serial(groupID, func() {
 			g := s.groups[groupID]
 			if g == nil || g.cg == nil || g.cg.members[id] == nil || g.cg.members[id].sessionToken != tok {
@@ -464,7 +466,7 @@ func (s *Shard) scheduleRebalanceTimeout(groupID string, m *cmember) {
 		d = s.cfg.ConsumerSessionTimeout
 	}
 	tok, id, epoch := m.rebalanceToken, m.id, m.epoch
-	m.rebalanceTimer = s.after(d, func() {
+	m.rebalanceTimer = s.loop.After(d, func() {
 		s.serial(groupID, func() {
 			g := s.groups[groupID]
 			if g == nil || g.cg == nil {

@@ -6,6 +6,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/coordinator/runtime"
 )
 
 // ConsumerGroupDescribe describes one KIP-848 group (ConsumerGroupDescribe
@@ -22,8 +24,8 @@ func (s *Shard) ConsumerGroupDescribe(ctx context.Context, groupID string, inclu
 		r.ErrorCode = code
 		return r
 	}
-	return call(ctx, s, fail, func(reply func(kmsg.ConsumerGroupDescribeResponseGroup)) {
-		if code := s.ready(); code != 0 {
+	return runtime.Call(ctx, s.loop, fail, func(reply func(kmsg.ConsumerGroupDescribeResponseGroup)) {
+		if code := s.loop.Ready(); code != 0 {
 			reply(fail(code))
 			return
 		}
@@ -196,7 +198,7 @@ func (s *Shard) expireConsumerGroup(g *group, now, retention int64) {
 		return // next round
 	}
 	expired := s.consumerOffsetsToExpire(g, now, retention)
-	var recs []record
+	var recs []runtime.Record
 	for _, tp := range expired {
 		recs = append(recs, offsetTombstone(g.id, tp))
 	}

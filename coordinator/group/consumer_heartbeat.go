@@ -8,6 +8,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/coordinator/runtime"
 )
 
 // ConsumerGroupHeartbeat: v0-1
@@ -38,8 +40,8 @@ import (
 func (s *Shard) ConsumerGroupHeartbeat(ctx context.Context, req *kmsg.ConsumerGroupHeartbeatRequest) *kmsg.ConsumerGroupHeartbeatResponse {
 	fail := func(code int16) *kmsg.ConsumerGroupHeartbeatResponse { return hbError(req, code, "") }
 	client := clientFrom(ctx)
-	return call(ctx, s, fail, func(reply func(*kmsg.ConsumerGroupHeartbeatResponse)) {
-		if code := s.ready(); code != 0 {
+	return runtime.Call(ctx, s.loop, fail, func(reply func(*kmsg.ConsumerGroupHeartbeatResponse)) {
+		if code := s.loop.Ready(); code != 0 {
 			reply(fail(code))
 			return
 		}
@@ -171,7 +173,7 @@ func (s *Shard) consumerHeartbeat(req *kmsg.ConsumerGroupHeartbeatRequest, clien
 	fail := func(code int16, msg string) { reply(hbError(req, code, msg)) }
 	joining := req.MemberEpoch == 0
 	g := s.groups[req.Group]
-	var recs []record
+	var recs []runtime.Record
 	var cg *consumerGroup
 	switch {
 	case g != nil && g.is(stateDead):
@@ -528,7 +530,7 @@ func (s *Shard) consumerLeave(req *kmsg.ConsumerGroupHeartbeatRequest, reply fun
 		n := m.clone()
 		n.epoch = staticLeaveEpoch
 		n.revoking = partSet{}
-		s.writeSerial(req.Group, []record{cgCurrentRecord(req.Group, n)}, ok)
+		s.writeSerial(req.Group, []runtime.Record{cgCurrentRecord(req.Group, n)}, ok)
 		return
 	}
 	s.logger.Info("member left the consumer group", "partition", s.partition, "group", req.Group, "member", m.id)

@@ -6,6 +6,8 @@ import (
 	"sort"
 
 	"github.com/twmb/franz-go/pkg/kbin"
+
+	"github.com/kbroker/kbroker/coordinator/runtime"
 )
 
 // KIP-848 record keys of __consumer_offsets (Kafka's coordinator record
@@ -60,12 +62,12 @@ func cgValue() []byte { return kbin.AppendInt16(nil, cgValueVersion) }
 // noTags ends a flexible struct with an empty tagged-field section.
 func noTags(b []byte) []byte { return kbin.AppendUvarint(b, 0) }
 
-func cgEpochRecord(groupID string, epoch int32) record {
+func cgEpochRecord(groupID string, epoch int32) runtime.Record {
 	v := kbin.AppendInt32(cgValue(), epoch)
-	return record{key: cgKey(cgMetadataKey, groupID), value: noTags(v)}
+	return runtime.Record{Key: cgKey(cgMetadataKey, groupID), Value: noTags(v)}
 }
 
-func cgPartitionMetadataRecord(groupID string, meta map[string]TopicMeta) record {
+func cgPartitionMetadataRecord(groupID string, meta map[string]TopicMeta) runtime.Record {
 	names := make([]string, 0, len(meta))
 	for n := range meta {
 		names = append(names, n)
@@ -80,10 +82,10 @@ func cgPartitionMetadataRecord(groupID string, meta map[string]TopicMeta) record
 		v = kbin.AppendCompactArrayLen(v, 0) // partition racks: not tracked
 		v = noTags(v)
 	}
-	return record{key: cgKey(cgPartitionMetadataKey, groupID), value: noTags(v)}
+	return runtime.Record{Key: cgKey(cgPartitionMetadataKey, groupID), Value: noTags(v)}
 }
 
-func cgMemberRecord(groupID string, m *cmember) record {
+func cgMemberRecord(groupID string, m *cmember) runtime.Record {
 	v := kbin.AppendCompactNullableString(cgValue(), m.instanceID)
 	v = kbin.AppendCompactNullableString(v, m.rackID)
 	v = kbin.AppendCompactString(v, m.clientID)
@@ -95,12 +97,12 @@ func cgMemberRecord(groupID string, m *cmember) record {
 	v = kbin.AppendCompactNullableString(v, m.regex)
 	v = kbin.AppendInt32(v, m.rebalanceTimeoutMs)
 	v = kbin.AppendCompactNullableString(v, m.assignor)
-	return record{key: cgKey(cgMemberKey, groupID, m.id), value: noTags(v)}
+	return runtime.Record{Key: cgKey(cgMemberKey, groupID, m.id), Value: noTags(v)}
 }
 
-func cgTargetEpochRecord(groupID string, epoch int32) record {
+func cgTargetEpochRecord(groupID string, epoch int32) runtime.Record {
 	v := kbin.AppendInt32(cgValue(), epoch)
-	return record{key: cgKey(cgTargetMetadataKey, groupID), value: noTags(v)}
+	return runtime.Record{Key: cgKey(cgTargetMetadataKey, groupID), Value: noTags(v)}
 }
 
 func appendPartSet(v []byte, set partSet) []byte {
@@ -117,42 +119,42 @@ func appendPartSet(v []byte, set partSet) []byte {
 	return v
 }
 
-func cgTargetMemberRecord(groupID, memberID string, target partSet) record {
+func cgTargetMemberRecord(groupID, memberID string, target partSet) runtime.Record {
 	v := appendPartSet(cgValue(), target)
-	return record{key: cgKey(cgTargetMemberKey, groupID, memberID), value: noTags(v)}
+	return runtime.Record{Key: cgKey(cgTargetMemberKey, groupID, memberID), Value: noTags(v)}
 }
 
-func cgCurrentRecord(groupID string, m *cmember) record {
+func cgCurrentRecord(groupID string, m *cmember) runtime.Record {
 	v := kbin.AppendInt32(cgValue(), m.epoch)
 	v = kbin.AppendInt32(v, m.prevEpoch)
 	v = kbin.AppendInt8(v, m.state)
 	v = appendPartSet(v, m.assigned)
 	v = appendPartSet(v, m.revoking)
-	return record{key: cgKey(cgCurrentKey, groupID, m.id), value: noTags(v)}
+	return runtime.Record{Key: cgKey(cgCurrentKey, groupID, m.id), Value: noTags(v)}
 }
 
 // cgMemberTombstones removes a member, in Kafka's order: current
 // assignment, target assignment, then subscription.
-func cgMemberTombstones(groupID, memberID string) []record {
-	return []record{
-		{key: cgKey(cgCurrentKey, groupID, memberID)},
-		{key: cgKey(cgTargetMemberKey, groupID, memberID)},
-		{key: cgKey(cgMemberKey, groupID, memberID)},
+func cgMemberTombstones(groupID, memberID string) []runtime.Record {
+	return []runtime.Record{
+		{Key: cgKey(cgCurrentKey, groupID, memberID)},
+		{Key: cgKey(cgTargetMemberKey, groupID, memberID)},
+		{Key: cgKey(cgMemberKey, groupID, memberID)},
 	}
 }
 
 // cgGroupTombstones deletes an (empty) consumer group, as Kafka's
 // ConsumerGroup.createGroupTombstoneRecords: members first, then the
 // target assignment epoch, the subscription metadata and the group epoch.
-func cgGroupTombstones(groupID string, cg *consumerGroup) []record {
-	var recs []record
+func cgGroupTombstones(groupID string, cg *consumerGroup) []runtime.Record {
+	var recs []runtime.Record
 	for _, id := range cg.sortedMemberIDs() {
 		recs = append(recs, cgMemberTombstones(groupID, id)...)
 	}
 	return append(recs,
-		record{key: cgKey(cgTargetMetadataKey, groupID)},
-		record{key: cgKey(cgPartitionMetadataKey, groupID)},
-		record{key: cgKey(cgMetadataKey, groupID)})
+		runtime.Record{Key: cgKey(cgTargetMetadataKey, groupID)},
+		runtime.Record{Key: cgKey(cgPartitionMetadataKey, groupID)},
+		runtime.Record{Key: cgKey(cgMetadataKey, groupID)})
 }
 
 // reader helpers: a value is decoded with a kbin.Reader; any short read

@@ -7,6 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/coordinator/runtime/runtimetest"
 )
 
 // TestConsumerGroupUniform: three members join one by one; the uniform
@@ -16,7 +18,7 @@ import (
 func TestConsumerGroupUniform(t *testing.T) {
 	tt := newTopicTable()
 	tt.set("t6", 6)
-	s := startShard(t, &memLog{}, consumerConfig(tt))
+	s := startShard(t, &runtimetest.Log{}, consumerConfig(tt))
 
 	a := newCClient(s, tt, "g", "t6")
 	resp := a.join(t)
@@ -58,7 +60,7 @@ func TestConsumerGroupUniform(t *testing.T) {
 func TestConsumerGroupRevocationFirst(t *testing.T) {
 	tt := newTopicTable()
 	tt.set("t", 4)
-	s := startShard(t, &memLog{}, consumerConfig(tt))
+	s := startShard(t, &runtimetest.Log{}, consumerConfig(tt))
 	a := newCClient(s, tt, "g", "t")
 	a.join(t)
 	b := newCClient(s, tt, "g", "t")
@@ -79,7 +81,7 @@ func TestConsumerGroupRevocationFirst(t *testing.T) {
 	req := a.request(a.epoch)
 	req.Topics = owned
 	if r := s.ConsumerGroupHeartbeat(tctx(t), req); r.ErrorCode != 0 || r.MemberEpoch != 1 {
-		t.Fatalf("a with unrevoked partitions: %s epoch %d", errName(r.ErrorCode), r.MemberEpoch)
+		t.Fatalf("a with unrevoked partitions: %s epoch %d", runtimetest.ErrName(r.ErrorCode), r.MemberEpoch)
 	}
 	if d := cdescribe(t, s, "g"); d.State != "Reconciling" {
 		t.Fatalf("state %s, want Reconciling", d.State)
@@ -104,7 +106,7 @@ func TestConsumerGroupSessionExpiry(t *testing.T) {
 	cfg := consumerConfig(tt)
 	cfg.ConsumerSessionTimeout = 300 * time.Millisecond
 	cfg.ConsumerHeartbeatInterval = 50 * time.Millisecond
-	s := startShard(t, &memLog{}, cfg)
+	s := startShard(t, &runtimetest.Log{}, cfg)
 	a := newCClient(s, tt, "g", "t6")
 	b := newCClient(s, tt, "g", "t6")
 	a.join(t)
@@ -123,7 +125,7 @@ func TestConsumerGroupSessionExpiry(t *testing.T) {
 func TestConsumerGroupStaticRejoin(t *testing.T) {
 	tt := newTopicTable()
 	tt.set("t6", 6)
-	s := startShard(t, &memLog{}, consumerConfig(tt))
+	s := startShard(t, &runtimetest.Log{}, consumerConfig(tt))
 	inst := "instance-1"
 	a := newCClient(s, tt, "g", "t6")
 	a.instance = &inst
@@ -171,7 +173,7 @@ func TestConsumerGroupRangeAssignor(t *testing.T) {
 	tt := newTopicTable()
 	tt.set("r", 5)
 	tt.set("q", 2)
-	s := startShard(t, &memLog{}, consumerConfig(tt))
+	s := startShard(t, &runtimetest.Log{}, consumerConfig(tt))
 	rng := assignorRange
 	a := newCClient(s, tt, "g", "r", "q")
 	b := newCClient(s, tt, "g", "r", "q")
@@ -204,7 +206,7 @@ func TestConsumerGroupRegexAndMetadataChanges(t *testing.T) {
 	tt.set("orders-a", 2)
 	tt.set("orders-b", 1)
 	tt.set("other", 3)
-	s := startShard(t, &memLog{}, consumerConfig(tt))
+	s := startShard(t, &runtimetest.Log{}, consumerConfig(tt))
 	re := "orders-.*"
 	a := newCClient(s, tt, "g", "other")
 	a.regex = &re
@@ -237,7 +239,7 @@ func TestConsumerGroupRegexAndMetadataChanges(t *testing.T) {
 func TestConsumerGroupOffsetCommitEpochs(t *testing.T) {
 	tt := newTopicTable()
 	tt.set("t", 2)
-	s := startShard(t, &memLog{}, consumerConfig(tt))
+	s := startShard(t, &runtimetest.Log{}, consumerConfig(tt))
 	a := newCClient(s, tt, "g", "t")
 	a.join(t)
 	commitAt := func(version int16, member string, epoch int32) int16 {
@@ -265,7 +267,7 @@ func TestConsumerGroupOffsetCommitEpochs(t *testing.T) {
 	f := kmsg.NewOffsetFetchRequestGroup()
 	f.Group, f.MemberID, f.MemberEpoch = "g", &a.id, a.epoch+5
 	if r := s.OffsetFetch(tctx(t), f, false); r.ErrorCode != kerr.StaleMemberEpoch.Code {
-		t.Fatalf("fetch with a wrong epoch: %s", errName(r.ErrorCode))
+		t.Fatalf("fetch with a wrong epoch: %s", runtimetest.ErrName(r.ErrorCode))
 	}
 	a.leave(t, leaveEpoch)
 	wantCode(t, "simple commit to an empty group", commitAt(9, "", -1), 0)
@@ -274,7 +276,7 @@ func TestConsumerGroupOffsetCommitEpochs(t *testing.T) {
 func TestConsumerGroupReload(t *testing.T) {
 	tt := newTopicTable()
 	tt.set("t6", 6)
-	l := &memLog{}
+	l := &runtimetest.Log{}
 	s := NewShard(0, l, consumerConfig(tt), testLogger())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -341,17 +343,17 @@ func sameAssignment(a, b kmsg.Assignment) bool {
 func TestConsumerGroupDescribeAndAdmin(t *testing.T) {
 	tt := newTopicTable()
 	tt.set("t", 3)
-	s := startShard(t, &memLog{}, consumerConfig(tt))
+	s := startShard(t, &runtimetest.Log{}, consumerConfig(tt))
 
 	d := cdescribe(t, s, "nope")
 	if d.ErrorCode != kerr.GroupIDNotFound.Code || deref(d.ErrorMessage) != "Group nope not found." {
-		t.Fatalf("unknown group: %s %q", errName(d.ErrorCode), deref(d.ErrorMessage))
+		t.Fatalf("unknown group: %s %q", runtimetest.ErrName(d.ErrorCode), deref(d.ErrorMessage))
 	}
 	classic := newMember(s, "classic", "t")
 	classic.join(t)
 	d = cdescribe(t, s, "classic")
 	if d.ErrorCode != kerr.GroupIDNotFound.Code || deref(d.ErrorMessage) != "Group classic is not a consumer group." {
-		t.Fatalf("classic group: %s %q", errName(d.ErrorCode), deref(d.ErrorMessage))
+		t.Fatalf("classic group: %s %q", runtimetest.ErrName(d.ErrorCode), deref(d.ErrorMessage))
 	}
 	c := newCClient(s, tt, "classic", "t")
 	req := c.request(0)
@@ -392,7 +394,7 @@ func TestConsumerGroupDescribeAndAdmin(t *testing.T) {
 	}
 	wantCode(t, "delete", s.DeleteGroup(tctx(t), "g"), 0)
 	if d := cdescribe(t, s, "g"); d.ErrorCode != kerr.GroupIDNotFound.Code {
-		t.Fatalf("deleted group describes as %s", errName(d.ErrorCode))
+		t.Fatalf("deleted group describes as %s", runtimetest.ErrName(d.ErrorCode))
 	}
 }
 
@@ -401,7 +403,7 @@ func TestConsumerGroupHeartbeatErrors(t *testing.T) {
 	tt.set("t", 1)
 	cfg := consumerConfig(tt)
 	cfg.ConsumerMaxSize = 2
-	s := startShard(t, &memLog{}, cfg)
+	s := startShard(t, &runtimetest.Log{}, cfg)
 	a := newCClient(s, tt, "g", "t")
 
 	req := a.request(0)
@@ -422,7 +424,7 @@ func TestConsumerGroupHeartbeatErrors(t *testing.T) {
 	req.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
 	resp := a.send(t, req)
 	if resp.ErrorCode != 0 || resp.MemberID == nil || len(*resp.MemberID) != 22 || resp.MemberEpoch != 1 {
-		t.Fatalf("v0 join: %s %v epoch %d", errName(resp.ErrorCode), resp.MemberID, resp.MemberEpoch)
+		t.Fatalf("v0 join: %s %v epoch %d", runtimetest.ErrName(resp.ErrorCode), resp.MemberID, resp.MemberEpoch)
 	}
 	wantCode(t, "epoch ahead", s.ConsumerGroupHeartbeat(tctx(t), a.request(a.epoch+1)).ErrorCode, kerr.FencedMemberEpoch.Code)
 	wantCode(t, "unknown member", s.ConsumerGroupHeartbeat(tctx(t), (&cclient{s: s, tt: tt, group: "g", id: "x", owned: map[string]bool{}}).request(1)).ErrorCode, errUnknownMemberID)

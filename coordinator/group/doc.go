@@ -4,16 +4,17 @@
 // (ConsumerGroupHeartbeat, ConsumerGroupDescribe) with Apache Kafka's semantics,
 // made durable in the __consumer_offsets topic in Kafka's own record formats.
 //
-// It imports kmsg/kerr/kbin, protocol/batch and the standard library only. The
-// broker hands each Shard a Log (its __consumer_offsets partition) and routes
-// every group to the shard of PartitionFor(group, partitions).
+// It imports kmsg/kerr/kbin, protocol/batch, coordinator/runtime and the
+// standard library only. The broker hands each Shard a Log (its
+// __consumer_offsets partition) and routes every group to the shard of
+// PartitionFor(group, partitions).
 //
 // # Ownership
 //
-// A Shard is one goroutine (the loop) that owns every group of its
-// partition: group state machines, members, timers and committed offsets.
-// Public methods submit a closure to the loop and wait for its answer; there
-// are no locks around group state. Timers (session, rebalance, sync, initial
+// A Shard is one goroutine (the loop, a runtime.Loop) that owns every group
+// of its partition: group state machines, members, timers and committed
+// offsets. Public methods submit a closure to the loop and wait for its
+// answer; there are no locks around group state. Timers (session, rebalance, sync, initial
 // delay, retention) fire on their own goroutines and post a closure to the
 // loop, carrying a token so that a stale timer is ignored.
 //
@@ -120,9 +121,8 @@
 //
 // TxnOffsetCommit writes its OffsetCommit records (the same key and value
 // versions) in one transactional batch: attributes bit 4 set, the
-// request's producer ID and epoch, base sequence 0 (as Kafka's coordinator
-// runtime writes it; the log must append it as a coordinator write, not
-// check the sequence). Replaying such a record does not touch the group's
+// request's producer ID and epoch, base sequence -1 (a coordinator write:
+// the log checks the producer's epoch, not the sequence). Replaying such a record does not touch the group's
 // committed offsets: the offset is pending under its producer ID (Kafka's
 // pendingTransactionalOffsets, and openTransactionsByGroup for the reverse
 // index). The transaction coordinator's marker writer appends a control

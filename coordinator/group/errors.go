@@ -50,9 +50,7 @@ func appendErrorCode(err error, forOffsets bool) int16 {
 
 // Error codes used throughout, named for readability.
 var (
-	errNotCoordinator            = kerr.NotCoordinator.Code
 	errCoordinatorNotAvailable   = kerr.CoordinatorNotAvailable.Code
-	errLoadInProgress            = kerr.CoordinatorLoadInProgress.Code
 	errInvalidGroupID            = kerr.InvalidGroupID.Code
 	errUnknownMemberID           = kerr.UnknownMemberID.Code
 	errFencedInstanceID          = kerr.FencedInstanceID.Code

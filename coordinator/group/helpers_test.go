@@ -5,93 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/kbroker/kbroker/protocol/batch"
+	"github.com/kbroker/kbroker/coordinator/runtime/runtimetest"
 )
 
-// memLog is an in-memory Log: appended batches are kept as bytes (with
-// their base offsets rewritten) and Read returns them, so loading replays
-// real record bytes.
-type memLog struct {
-	mu      sync.Mutex
-	batches [][]byte
-	next    int64
-	fail    atomic.Pointer[error] // when set, Append fails with it
-}
-
-func (l *memLog) Append(ctx context.Context, b []byte) (int64, error) {
-	if e := l.fail.Load(); e != nil {
-		return -1, *e
-	}
-	if _, err := batch.Validate(b, 1<<20); err != nil {
-		return -1, fmt.Errorf("memlog: %w", err)
-	}
-	h, err := batch.ParseHeader(b)
-	if err != nil {
-		return -1, err
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	c := append([]byte(nil), b...)
-	batch.SetBaseOffset(c, l.next)
-	base := l.next
-	l.next += int64(h.LastOffsetDelta) + 1
-	l.batches = append(l.batches, c)
-	return base, nil
-}
-
-func (l *memLog) Read(offset int64, maxBytes int) ([]byte, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []byte
-	for _, b := range l.batches {
-		h, _ := batch.ParseHeader(b)
-		if h.LastOffset() < offset {
-			continue
-		}
-		if len(out) > 0 && len(out)+len(b) > maxBytes {
-			break
-		}
-		out = append(out, b...)
-	}
-	return out, nil
-}
-
-func (l *memLog) LogStartOffset() int64 { return 0 }
-
-func (l *memLog) setFail(err error) {
-	if err == nil {
-		l.fail.Store(nil)
-		return
-	}
-	l.fail.Store(&err)
-}
-
-// records decodes every record in the log.
-func (l *memLog) records(t *testing.T) []decodedRecord {
-	t.Helper()
-	b, _ := l.Read(0, 1<<30)
-	recs, _, err := decodeBatches(b, 0)
-	if err != nil {
-		t.Fatalf("decode log: %v", err)
-	}
-	return recs
-}
-
-func testLogger() *slog.Logger {
-	if os.Getenv("GROUP_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
+func testLogger() *slog.Logger { return runtimetest.Logger("GROUP_TEST_LOG") }
 
 func testConfig() Config {
 	c := DefaultConfig()
@@ -105,20 +28,13 @@ func testConfig() Config {
 func startShard(t *testing.T, l Log, cfg Config) *Shard {
 	t.Helper()
 	s := NewShard(0, l, cfg, testLogger())
-	t.Cleanup(s.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.Load(ctx); err != nil {
-		t.Fatalf("load: %v", err)
-	}
+	runtimetest.Load(t, s)
 	return s
 }
 
 func tctx(t *testing.T) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return WithClient(ctx, "client", "/127.0.0.1")
+	return WithClient(runtimetest.Context(t), "client", "/127.0.0.1")
 }
 
 func subscription(topics ...string) []byte {
@@ -221,41 +137,10 @@ func (m *tmember) heartbeat(t *testing.T) int16 {
 	return m.s.Heartbeat(tctx(t), req).ErrorCode
 }
 
-func recv[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(10 * time.Second):
-		t.Fatalf("timed out waiting for %s", what)
-	}
-	var zero T
-	return zero
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func errName(code int16) string {
-	if code == 0 {
-		return "NONE"
-	}
-	return kerr.ErrorForCode(code).Error()
-}
-
 func wantCode(t *testing.T, what string, got, want int16) {
 	t.Helper()
 	if got != want {
-		t.Fatalf("%s: got %s, want %s", what, errName(got), errName(want))
+		t.Fatalf("%s: got %s, want %s", what, runtimetest.ErrName(got), runtimetest.ErrName(want))
 	}
 }
 
@@ -303,7 +188,7 @@ func fetch(t *testing.T, s *Shard, groupID, topic string, partition int32) kmsg.
 	req.Topics = []kmsg.OffsetFetchRequestGroupTopic{rt}
 	resp := s.OffsetFetch(tctx(t), req, false)
 	if resp.ErrorCode != 0 {
-		t.Fatalf("offset fetch %s: %s", groupID, errName(resp.ErrorCode))
+		t.Fatalf("offset fetch %s: %s", groupID, runtimetest.ErrName(resp.ErrorCode))
 	}
 	return resp.Topics[0].Partitions[0]
 }

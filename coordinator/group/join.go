@@ -6,6 +6,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/coordinator/runtime"
 )
 
 // JoinGroup: v0-9
@@ -31,7 +33,7 @@ func (s *Shard) JoinGroup(ctx context.Context, req *kmsg.JoinGroupRequest) *kmsg
 	fail := func(code int16) *kmsg.JoinGroupResponse {
 		return joinResponse(req, joinResult{code: code, memberID: req.MemberID, generation: -1})
 	}
-	return call(ctx, s, fail, func(reply func(*kmsg.JoinGroupResponse)) {
+	return runtime.Call(ctx, s.loop, fail, func(reply func(*kmsg.JoinGroupResponse)) {
 		s.handleJoin(req, client, func(r joinResult) { reply(joinResponse(req, r)) })
 	})
 }
@@ -64,7 +66,7 @@ func joinError(memberID string, code int16) joinResult {
 }
 
 func (s *Shard) handleJoin(req *kmsg.JoinGroupRequest, client clientInfo, reply func(joinResult)) {
-	if code := s.ready(); code != 0 {
+	if code := s.loop.Ready(); code != 0 {
 		reply(joinError(req.MemberID, code))
 		return
 	}
@@ -175,7 +177,7 @@ func (s *Shard) joinNewMember(g *group, j joinRequest) {
 }
 
 func (s *Shard) addPendingMember(g *group, id string, session time.Duration) {
-	g.pending[id] = s.after(session, func() {
+	g.pending[id] = s.loop.After(session, func() {
 		if s.groups[g.id] != g || g.pending[id] == nil {
 			return
 		}
@@ -323,7 +325,7 @@ func (s *Shard) updateStaticMemberAndRebalance(g *group, oldID, newID string, j 
 		}
 		gen := g.generation
 		rec := groupRecord(g, func(m *member) []byte { return m.assignment })
-		s.write([]record{rec}, false, func(code int16) {
+		s.write([]runtime.Record{rec}, false, func(code int16) {
 			if s.groups[g.id] != g || g.members[newID] != m {
 				return // the member left or was replaced meanwhile
 			}
@@ -430,7 +432,7 @@ func (s *Shard) prepareRebalance(g *group, reason string) {
 
 func (s *Shard) scheduleJoinTimeout(g *group, d time.Duration) {
 	tok := g.joinToken
-	g.joinTimer = s.after(d, func() {
+	g.joinTimer = s.loop.After(d, func() {
 		if s.groups[g.id] == g && g.joinToken == tok {
 			g.joinTimer = nil
 			s.completeJoinPhase(g)
@@ -443,7 +445,7 @@ func (s *Shard) scheduleJoinTimeout(g *group, d time.Duration) {
 // delay) until the rebalance timeout is used up.
 func (s *Shard) scheduleInitialDelay(g *group, delay, remaining time.Duration) {
 	tok := g.joinToken
-	g.joinTimer = s.after(delay, func() {
+	g.joinTimer = s.loop.After(delay, func() {
 		if s.groups[g.id] != g || g.joinToken != tok {
 			return
 		}
@@ -500,7 +502,7 @@ func (s *Shard) completeJoinPhase(g *group) {
 		g.transition(stateEmpty, s.nowMs())
 		s.logger.Info("group is now empty", "partition", s.partition, "group", g.id, "generation", g.generation)
 		rec := groupRecord(g, func(*member) []byte { return nil })
-		s.write([]record{rec}, false, func(code int16) {
+		s.write([]runtime.Record{rec}, false, func(code int16) {
 			if code != 0 {
 				s.logger.Warn("persisting empty group failed", "partition", s.partition, "group", g.id, "error_code", code)
 			}
@@ -544,7 +546,7 @@ func (s *Shard) electJoinedLeader(g *group) bool {
 func (s *Shard) schedulePendingSync(g *group) {
 	tok := g.syncToken
 	gen := g.generation
-	g.syncTimer = s.after(g.rebalanceTimeout(), func() {
+	g.syncTimer = s.loop.After(g.rebalanceTimeout(), func() {
 		if s.groups[g.id] != g || g.syncToken != tok {
 			return
 		}

@@ -7,26 +7,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-)
 
-func TestPartitionFor(t *testing.T) {
-	for _, tc := range []struct {
-		id   string
-		n    int32
-		want int32
-	}{
-		{"", 50, 0},
-		{"Hello World", 50, 26},       // hashCode -862545276: abs, not & 0x7fffffff (which gives 22)
-		{"polygenelubricants", 50, 0}, // hashCode is MinInt32: Utils.abs gives 0
-		{"é", 50, 33},                 // 233
-		{"\U0001F600", 50, 49},        // surrogate pair: 55357*31 + 56832 = 1772899
-		{"test", 7, 3556498 % 7},
-	} {
-		if got := PartitionFor(tc.id, tc.n); got != tc.want {
-			t.Errorf("PartitionFor(%q, %d) = %d, want %d", tc.id, tc.n, got, tc.want)
-		}
-	}
-}
+	"github.com/kbroker/kbroker/coordinator/runtime/runtimetest"
+)
 
 // stableGroup joins n members concurrently, syncs them with one-byte
 // assignments naming each member's index, and returns them.
@@ -39,7 +22,7 @@ func stableGroup(t *testing.T, s *Shard, groupID string, n int) []*tmember {
 		chs[i] = ms[i].joinAsync(t)
 	}
 	for i := range ms {
-		wantCode(t, "join", recv(t, chs[i], "join").ErrorCode, 0)
+		wantCode(t, "join", runtimetest.Recv(t, chs[i], "join").ErrorCode, 0)
 	}
 	syncAll(t, ms)
 	return ms
@@ -87,7 +70,7 @@ func syncAll(t *testing.T, ms []*tmember) {
 		if m == leader {
 			continue
 		}
-		r := recv(t, chs[i], "follower sync")
+		r := runtimetest.Recv(t, chs[i], "follower sync")
 		i++
 		wantCode(t, "follower sync", r.ErrorCode, 0)
 		if string(r.MemberAssignment) != "a:"+m.memberID {
@@ -107,7 +90,7 @@ func describe(t *testing.T, s *Shard, id string) kmsg.DescribeGroupsResponseGrou
 func TestJoinSyncAndFourthMemberRebalance(t *testing.T) {
 	cfg := testConfig()
 	cfg.InitialRebalanceDelay = 50 * time.Millisecond
-	s := startShard(t, &memLog{}, cfg)
+	s := startShard(t, &runtimetest.Log{}, cfg)
 	ms := stableGroup(t, s, "g", 3)
 	if ms[0].gen != 1 {
 		t.Fatalf("generation %d, want 1", ms[0].gen)
@@ -129,16 +112,16 @@ func TestJoinSyncAndFourthMemberRebalance(t *testing.T) {
 	// generation 2.
 	m4 := newMember(s, "g", "t1")
 	ch4 := m4.joinAsync(t)
-	waitFor(t, "rebalance signalled by heartbeat", func() bool {
+	runtimetest.WaitFor(t, "rebalance signalled by heartbeat", func() bool {
 		return ms[0].heartbeat(t) == kerr.RebalanceInProgress.Code
 	})
 	var chs []<-chan *kmsg.JoinGroupResponse
 	for _, m := range ms {
 		chs = append(chs, m.joinAsync(t))
 	}
-	wantCode(t, "fourth join", recv(t, ch4, "fourth join").ErrorCode, 0)
+	wantCode(t, "fourth join", runtimetest.Recv(t, ch4, "fourth join").ErrorCode, 0)
 	for _, ch := range chs {
-		wantCode(t, "rejoin", recv(t, ch, "rejoin").ErrorCode, 0)
+		wantCode(t, "rejoin", runtimetest.Recv(t, ch, "rejoin").ErrorCode, 0)
 	}
 	all := append(ms, m4)
 	for _, m := range all {
@@ -157,7 +140,7 @@ func TestJoinSyncAndFourthMemberRebalance(t *testing.T) {
 }
 
 func TestMemberIDRequired(t *testing.T) {
-	s := startShard(t, &memLog{}, testConfig())
+	s := startShard(t, &runtimetest.Log{}, testConfig())
 	m := newMember(s, "g", "t1")
 	resp := s.JoinGroup(tctx(t), m.joinReq())
 	wantCode(t, "first join v9", resp.ErrorCode, kerr.MemberIDRequired.Code)
@@ -205,13 +188,13 @@ func TestMemberIDRequired(t *testing.T) {
 func TestInitialRebalanceDelay(t *testing.T) {
 	cfg := testConfig()
 	cfg.InitialRebalanceDelay = 300 * time.Millisecond
-	s := startShard(t, &memLog{}, cfg)
+	s := startShard(t, &runtimetest.Log{}, cfg)
 	a, b := newMember(s, "g", "t1"), newMember(s, "g", "t1")
 	start := time.Now()
 	cha := a.joinAsync(t)
 	time.Sleep(100 * time.Millisecond) // b arrives inside the delay, not a synchronisation
 	chb := b.joinAsync(t)
-	ra, rb := recv(t, cha, "join a"), recv(t, chb, "join b")
+	ra, rb := runtimetest.Recv(t, cha, "join a"), runtimetest.Recv(t, chb, "join b")
 	elapsed := time.Since(start)
 	wantCode(t, "join a", ra.ErrorCode, 0)
 	wantCode(t, "join b", rb.ErrorCode, 0)
@@ -224,16 +207,16 @@ func TestInitialRebalanceDelay(t *testing.T) {
 }
 
 func TestSessionExpiryRemovesMember(t *testing.T) {
-	s := startShard(t, &memLog{}, testConfig())
+	s := startShard(t, &runtimetest.Log{}, testConfig())
 	a, b := newMember(s, "g", "t1"), newMember(s, "g", "t1")
 	a.session, b.session = 300, 300
 	a.rebal, b.rebal = 300, 300
 	cha, chb := a.joinAsync(t), b.joinAsync(t)
-	recv(t, cha, "join a")
-	recv(t, chb, "join b")
+	runtimetest.Recv(t, cha, "join a")
+	runtimetest.Recv(t, chb, "join b")
 	syncAll(t, []*tmember{a, b})
 	// b goes silent; a keeps heartbeating and is told to rejoin.
-	waitFor(t, "rebalance after b's session expired", func() bool {
+	runtimetest.WaitFor(t, "rebalance after b's session expired", func() bool {
 		return a.heartbeat(t) == kerr.RebalanceInProgress.Code
 	})
 	r := a.join(t)
@@ -245,7 +228,7 @@ func TestSessionExpiryRemovesMember(t *testing.T) {
 }
 
 func TestLeaveGroup(t *testing.T) {
-	l := &memLog{}
+	l := &runtimetest.Log{}
 	s := startShard(t, l, testConfig())
 	ms := stableGroup(t, s, "g", 2)
 	req := kmsg.NewPtrLeaveGroupRequest()
@@ -271,12 +254,12 @@ func TestLeaveGroup(t *testing.T) {
 	v0.Group = "g"
 	v0.MemberID = ms[1].memberID
 	wantCode(t, "leave v0", s.LeaveGroup(tctx(t), v0).ErrorCode, 0)
-	waitFor(t, "empty group", func() bool { return describe(t, s, "g").State == "Empty" })
-	waitFor(t, "empty group record", func() bool {
-		recs := l.records(t)
+	runtimetest.WaitFor(t, "empty group", func() bool { return describe(t, s, "g").State == "Empty" })
+	runtimetest.WaitFor(t, "empty group record", func() bool {
+		recs := l.Entries(t)
 		last := recs[len(recs)-1]
 		var v kmsg.GroupMetadataValue
-		return last.value != nil && v.ReadFrom(last.value) == nil && len(v.Members) == 0 && v.Generation == 3
+		return last.Value != nil && v.ReadFrom(last.Value) == nil && len(v.Members) == 0 && v.Generation == 3
 	})
 	wantCode(t, "leave v0 unknown", s.LeaveGroup(tctx(t), v0).ErrorCode, kerr.UnknownMemberID.Code)
 	unknown := kmsg.NewPtrLeaveGroupRequest()
@@ -296,12 +279,12 @@ func staticMember(s *Shard, groupID, instance string) *tmember {
 }
 
 func TestStaticMemberRestartWithoutRebalance(t *testing.T) {
-	l := &memLog{}
+	l := &runtimetest.Log{}
 	s := startShard(t, l, testConfig())
 	a, b := staticMember(s, "g", "ia"), staticMember(s, "g", "ib")
 	cha, chb := a.joinAsync(t), b.joinAsync(t)
-	recv(t, cha, "join a")
-	recv(t, chb, "join b")
+	runtimetest.Recv(t, cha, "join a")
+	runtimetest.Recv(t, chb, "join b")
 	syncAll(t, []*tmember{a, b})
 	if a.memberID[:3] != "ia-" {
 		t.Fatalf("static member ID %q should start with the instance ID", a.memberID)
@@ -349,7 +332,7 @@ func TestStaticMemberRestartWithoutRebalance(t *testing.T) {
 func TestGroupMaxSize(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxSize = 1
-	s := startShard(t, &memLog{}, cfg)
+	s := startShard(t, &runtimetest.Log{}, cfg)
 	stableGroup(t, s, "g", 1)
 	m := newMember(s, "g", "t1")
 	m.version = 3
@@ -360,7 +343,7 @@ func TestGroupMaxSize(t *testing.T) {
 // while others come and go: a live member must never be told
 // UNKNOWN_MEMBER_ID.
 func TestConcurrentRebalancesKeepMemberIDs(t *testing.T) {
-	s := startShard(t, &memLog{}, testConfig())
+	s := startShard(t, &runtimetest.Log{}, testConfig())
 	stop := make(chan struct{})
 	errs := make(chan error, 16)
 	done := make(chan struct{})

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/coordinator/runtime"
 )
 
 // SyncGroup: v0-5
@@ -21,7 +23,7 @@ import (
 // Version notes: v3 group.instance.id; v5 protocol type and name.
 func (s *Shard) SyncGroup(ctx context.Context, req *kmsg.SyncGroupRequest) *kmsg.SyncGroupResponse {
 	fail := func(code int16) *kmsg.SyncGroupResponse { return syncResponse(req, syncResult{code: code}) }
-	return call(ctx, s, fail, func(reply func(*kmsg.SyncGroupResponse)) {
+	return runtime.Call(ctx, s.loop, fail, func(reply func(*kmsg.SyncGroupResponse)) {
 		s.handleSync(req, func(r syncResult) { reply(syncResponse(req, r)) })
 	})
 }
@@ -41,7 +43,7 @@ func syncResponse(req *kmsg.SyncGroupRequest, r syncResult) *kmsg.SyncGroupRespo
 }
 
 func (s *Shard) handleSync(req *kmsg.SyncGroupRequest, reply func(syncResult)) {
-	if code := s.ready(); code != 0 {
+	if code := s.loop.Ready(); code != 0 {
 		reply(syncResult{code: code})
 		return
 	}
@@ -98,7 +100,7 @@ func (s *Shard) handleSync(req *kmsg.SyncGroupRequest, reply func(syncResult)) {
 			"generation", g.generation, "members", len(g.members), "static_members", len(g.static))
 		gen := g.generation
 		rec := groupRecord(g, func(m *member) []byte { return assignment[m.id] })
-		s.write([]record{rec}, false, func(code int16) {
+		s.write([]runtime.Record{rec}, false, func(code int16) {
 			if s.groups[g.id] != g || g.generation != gen {
 				return // the group moved on; its members were told to rejoin
 			}
@@ -147,13 +149,13 @@ func (s *Shard) Heartbeat(ctx context.Context, req *kmsg.HeartbeatRequest) *kmsg
 		r.ErrorCode = code
 		return r
 	}
-	return call(ctx, s, resp, func(reply func(*kmsg.HeartbeatResponse)) {
+	return runtime.Call(ctx, s.loop, resp, func(reply func(*kmsg.HeartbeatResponse)) {
 		reply(resp(s.handleHeartbeat(req)))
 	})
 }
 
 func (s *Shard) handleHeartbeat(req *kmsg.HeartbeatRequest) int16 {
-	if code := s.ready(); code != 0 {
+	if code := s.loop.Ready(); code != 0 {
 		return code
 	}
 	if req.Group == "" {
@@ -201,7 +203,7 @@ func (s *Shard) LeaveGroup(ctx context.Context, req *kmsg.LeaveGroupRequest) *km
 		r.ErrorCode = code
 		return r
 	}
-	return call(ctx, s, fail, func(reply func(*kmsg.LeaveGroupResponse)) {
+	return runtime.Call(ctx, s.loop, fail, func(reply func(*kmsg.LeaveGroupResponse)) {
 		members := req.Members
 		if req.Version < 3 {
 			members = []kmsg.LeaveGroupRequestMember{{MemberID: req.MemberID}}
@@ -220,7 +222,7 @@ func (s *Shard) LeaveGroup(ctx context.Context, req *kmsg.LeaveGroupRequest) *km
 }
 
 func (s *Shard) handleLeave(groupID string, members []kmsg.LeaveGroupRequestMember) (int16, []kmsg.LeaveGroupResponseMember) {
-	if code := s.ready(); code != 0 {
+	if code := s.loop.Ready(); code != 0 {
 		return code, nil
 	}
 	if groupID == "" {

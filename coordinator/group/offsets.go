@@ -6,6 +6,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/coordinator/runtime"
 )
 
 // OffsetCommit: v0-10
@@ -31,7 +33,7 @@ func (s *Shard) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRequest)
 	fail := func(code int16) *kmsg.OffsetCommitResponse {
 		return commitResponse(req, func(string, int32) int16 { return code })
 	}
-	return call(ctx, s, fail, func(reply func(*kmsg.OffsetCommitResponse)) {
+	return runtime.Call(ctx, s.loop, fail, func(reply func(*kmsg.OffsetCommitResponse)) {
 		s.serial(req.Group, func() { s.handleCommit(req, reply) })
 	})
 }
@@ -55,7 +57,7 @@ func commitResponse(req *kmsg.OffsetCommitRequest, code func(topic string, parti
 
 func (s *Shard) handleCommit(req *kmsg.OffsetCommitRequest, reply func(*kmsg.OffsetCommitResponse)) {
 	all := func(code int16) { reply(commitResponse(req, func(string, int32) int16 { return code })) }
-	if code := s.ready(); code != 0 {
+	if code := s.loop.Ready(); code != 0 {
 		all(code)
 		return
 	}
@@ -86,7 +88,7 @@ func (s *Shard) handleCommit(req *kmsg.OffsetCommitRequest, reply func(*kmsg.Off
 
 	now := s.nowMs()
 	codes := map[topicPartition]int16{}
-	var recs []record
+	var recs []runtime.Record
 	var written []topicPartition
 	for _, t := range req.Topics {
 		for _, p := range t.Partitions {
@@ -199,8 +201,8 @@ func (s *Shard) OffsetFetch(ctx context.Context, req kmsg.OffsetFetchRequestGrou
 		r.ErrorCode = code
 		return r
 	}
-	return call(ctx, s, fail, func(reply func(kmsg.OffsetFetchResponseGroup)) {
-		if code := s.ready(); code != 0 {
+	return runtime.Call(ctx, s.loop, fail, func(reply func(kmsg.OffsetFetchResponseGroup)) {
+		if code := s.loop.Ready(); code != 0 {
 			reply(fail(code))
 			return
 		}
@@ -284,13 +286,13 @@ func (s *Shard) OffsetDelete(ctx context.Context, req *kmsg.OffsetDeleteRequest)
 		r.ErrorCode = code
 		return r
 	}
-	return call(ctx, s, fail, func(reply func(*kmsg.OffsetDeleteResponse)) {
+	return runtime.Call(ctx, s.loop, fail, func(reply func(*kmsg.OffsetDeleteResponse)) {
 		s.handleOffsetDelete(req, fail, reply)
 	})
 }
 
 func (s *Shard) handleOffsetDelete(req *kmsg.OffsetDeleteRequest, fail func(int16) *kmsg.OffsetDeleteResponse, reply func(*kmsg.OffsetDeleteResponse)) {
-	if code := s.ready(); code != 0 {
+	if code := s.loop.Ready(); code != 0 {
 		reply(fail(code))
 		return
 	}
@@ -304,7 +306,7 @@ func (s *Shard) handleOffsetDelete(req *kmsg.OffsetDeleteRequest, fail func(int1
 		return
 	}
 	resp := fail(0)
-	var recs []record
+	var recs []runtime.Record
 	committed := 0
 	for _, t := range req.Topics {
 		rt := kmsg.NewOffsetDeleteResponseTopic()

@@ -11,12 +11,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kbroker/kbroker/coordinator/runtime"
+	"github.com/kbroker/kbroker/coordinator/runtime/runtimetest"
 	"github.com/kbroker/kbroker/protocol/batch"
 )
 
 func TestRecordBatchFormat(t *testing.T) {
 	o := offsetEntry{offset: 42, leaderEpoch: 3, metadata: "m", commitTimestamp: 1000, expireTimestamp: -1}
-	b := buildBatch([]record{offsetRecord("g", topicPartition{"t", 1}, o), groupTombstone("g")}, 1000, noProducer)
+	b := runtime.BuildBatch([]runtime.Record{offsetRecord("g", topicPartition{"t", 1}, o), groupTombstone("g")}, 1000, runtime.NoProducer)
 	hs, err := batch.Validate(b, 1<<20)
 	if err != nil {
 		t.Fatalf("coordinator batch does not validate: %v", err)
@@ -46,7 +48,7 @@ func TestRecordBatchFormat(t *testing.T) {
 func TestOffsetCommitFetch(t *testing.T) {
 	cfg := testConfig()
 	cfg.OffsetMetadataMaxBytes = 10
-	s := startShard(t, &memLog{}, cfg)
+	s := startShard(t, &runtimetest.Log{}, cfg)
 
 	// Unknown group: no error, offset -1.
 	p := fetch(t, s, "nope", "t", 0)
@@ -113,12 +115,12 @@ func TestOffsetCommitFetch(t *testing.T) {
 	// commit from the current generation is still accepted.
 	n := newMember(s, "g", "t1")
 	chn := n.joinAsync(t)
-	waitFor(t, "rebalance", func() bool { return m.heartbeat(t) == kerr.RebalanceInProgress.Code })
+	runtimetest.WaitFor(t, "rebalance", func() bool { return m.heartbeat(t) == kerr.RebalanceInProgress.Code })
 	wantCode(t, "commit during PreparingRebalance", commitCodes(commit(t, s, "g", m.memberID, m.gen, "t", map[int32]int64{0: 8}))[0], 0)
 	chs := []<-chan *kmsg.JoinGroupResponse{ms[0].joinAsync(t), ms[1].joinAsync(t)}
-	recv(t, chn, "join")
+	runtimetest.Recv(t, chn, "join")
 	for _, ch := range chs {
-		recv(t, ch, "rejoin")
+		runtimetest.Recv(t, ch, "rejoin")
 	}
 	// CompletingRebalance: REBALANCE_IN_PROGRESS.
 	wantCode(t, "commit during CompletingRebalance", commitCodes(commit(t, s, "g", m.memberID, m.gen, "t", map[int32]int64{0: 9}))[0], kerr.RebalanceInProgress.Code)
@@ -127,16 +129,16 @@ func TestOffsetCommitFetch(t *testing.T) {
 func TestTopicExistsHook(t *testing.T) {
 	cfg := testConfig()
 	cfg.TopicExists = func(topic string, _ int32) bool { return topic != "missing" }
-	s := startShard(t, &memLog{}, cfg)
+	s := startShard(t, &runtimetest.Log{}, cfg)
 	wantCode(t, "commit to missing topic", commitCodes(commit(t, s, "g", "", -1, "missing", map[int32]int64{0: 1}))[0], kerr.UnknownTopicOrPartition.Code)
 }
 
 func TestAppendFailure(t *testing.T) {
-	l := &memLog{}
+	l := &runtimetest.Log{}
 	s := startShard(t, l, testConfig())
-	l.setFail(kerr.NotLeaderForPartition)
+	l.SetFail(kerr.NotLeaderForPartition)
 	wantCode(t, "commit while not leader", commitCodes(commit(t, s, "g", "", -1, "t", map[int32]int64{0: 1}))[0], kerr.NotCoordinator.Code)
-	l.setFail(errors.New("disk on fire"))
+	l.SetFail(errors.New("disk on fire"))
 	wantCode(t, "commit with a plain error", commitCodes(commit(t, s, "g", "", -1, "t", map[int32]int64{0: 1}))[0], kerr.CoordinatorNotAvailable.Code)
 	if p := fetch(t, s, "g", "t", 0); p.Offset != -1 {
 		t.Fatalf("failed commit is visible: %+v", p)
@@ -144,12 +146,12 @@ func TestAppendFailure(t *testing.T) {
 	if d := describe(t, s, "g"); d.State != "Dead" {
 		t.Fatalf("failed simple commit left group %+v", d)
 	}
-	l.setFail(nil)
+	l.SetFail(nil)
 	wantCode(t, "commit after recovery", commitCodes(commit(t, s, "g", "", -1, "t", map[int32]int64{0: 1}))[0], 0)
 }
 
 func TestReloadRecoversOffsetsAndGroup(t *testing.T) {
-	l := &memLog{}
+	l := &runtimetest.Log{}
 	s := startShard(t, l, testConfig())
 	ms := stableGroup(t, s, "g", 3)
 	commit(t, s, "g", ms[0].memberID, ms[0].gen, "t", map[int32]int64{0: 100, 1: 200})
@@ -197,7 +199,7 @@ func TestReloadRecoversOffsetsAndGroup(t *testing.T) {
 }
 
 func TestLoadInProgressAndClose(t *testing.T) {
-	s := NewShard(0, &memLog{}, testConfig(), testLogger())
+	s := NewShard(0, &runtimetest.Log{}, testConfig(), testLogger())
 	m := newMember(s, "g", "t1")
 	wantCode(t, "join while loading", s.JoinGroup(tctx(t), m.joinReq()).ErrorCode, kerr.CoordinatorLoadInProgress.Code)
 	wantCode(t, "heartbeat while loading", m.heartbeat(t), kerr.CoordinatorLoadInProgress.Code)
@@ -218,12 +220,12 @@ func TestLoadInProgressAndClose(t *testing.T) {
 	go func() { ch <- s.JoinGroup(tctx(t), slow.joinReq()) }()
 	time.Sleep(20 * time.Millisecond) // let the join park; the assertion holds either way
 	s.Close()
-	wantCode(t, "join across close", recv(t, ch, "join").ErrorCode, kerr.NotCoordinator.Code)
+	wantCode(t, "join across close", runtimetest.Recv(t, ch, "join").ErrorCode, kerr.NotCoordinator.Code)
 	wantCode(t, "heartbeat after close", m.heartbeat(t), kerr.NotCoordinator.Code)
 }
 
 func TestDeleteAndOffsetDeleteTombstones(t *testing.T) {
-	l := &memLog{}
+	l := &runtimetest.Log{}
 	s := startShard(t, l, testConfig())
 	ms := stableGroup(t, s, "g", 1)
 	commit(t, s, "g", ms[0].memberID, ms[0].gen, "t1", map[int32]int64{0: 1})
@@ -256,7 +258,7 @@ func TestDeleteAndOffsetDeleteTombstones(t *testing.T) {
 	lv.Group = "g"
 	lv.Members = []kmsg.LeaveGroupRequestMember{{MemberID: ms[0].memberID}}
 	s.LeaveGroup(tctx(t), lv)
-	waitFor(t, "empty group", func() bool { return describe(t, s, "g").State == "Empty" })
+	runtimetest.WaitFor(t, "empty group", func() bool { return describe(t, s, "g").State == "Empty" })
 	wantCode(t, "delete empty group", s.DeleteGroup(tctx(t), "g"), 0)
 	if d := describe(t, s, "g"); d.State != "Dead" || len(d.Members) != 0 || d.ErrorCode != 0 || d.ProtocolType != "" {
 		t.Fatalf("deleted group describes as %+v", d)
@@ -290,7 +292,7 @@ func TestDeleteAndOffsetDeleteTombstones(t *testing.T) {
 }
 
 func TestDescribeAndListGroups(t *testing.T) {
-	s := startShard(t, &memLog{}, testConfig())
+	s := startShard(t, &runtimetest.Log{}, testConfig())
 	d := describe(t, s, "unknown")
 	if d.ErrorCode != 0 || d.State != "Dead" || d.ProtocolType != "" || d.Group != "unknown" || len(d.Members) != 0 {
 		t.Fatalf("describe unknown %+v", d)
@@ -302,7 +304,7 @@ func TestDescribeAndListGroups(t *testing.T) {
 	cfgSlow := newMember(s, "preparing", "t1")
 	cfgSlow.version = 3
 	go s.JoinGroup(tctx(t), cfgSlow.joinReq())
-	waitFor(t, "preparing group", func() bool { return describe(t, s, "preparing").State == "PreparingRebalance" })
+	runtimetest.WaitFor(t, "preparing group", func() bool { return describe(t, s, "preparing").State == "PreparingRebalance" })
 	if d := describe(t, s, "preparing"); len(d.Members) != 1 || len(d.Members[0].ProtocolMetadata) != 0 || d.Protocol != "" {
 		t.Fatalf("a rebalancing group shows metadata: %+v", d)
 	}
@@ -343,7 +345,7 @@ func TestOffsetRetentionExpiry(t *testing.T) {
 	cfg.Now = clk.now
 	cfg.OffsetsRetention = time.Hour
 	cfg.OffsetsRetentionCheckInterval = 10 * time.Millisecond
-	l := &memLog{}
+	l := &runtimetest.Log{}
 	s := startShard(t, l, cfg)
 
 	commit(t, s, "simple", "", -1, "t", map[int32]int64{0: 1})
@@ -355,12 +357,12 @@ func TestOffsetRetentionExpiry(t *testing.T) {
 	// A later commit keeps its own retention.
 	commit(t, s, "simple", "", -1, "t", map[int32]int64{1: 2})
 	clk.advance(2 * time.Minute)
-	waitFor(t, "simple offset expiry", func() bool { return fetch(t, s, "simple", "t", 0).Offset == -1 })
+	runtimetest.WaitFor(t, "simple offset expiry", func() bool { return fetch(t, s, "simple", "t", 0).Offset == -1 })
 	if p := fetch(t, s, "simple", "t", 1); p.Offset != 2 {
 		t.Fatalf("younger offset expired: %+v", p)
 	}
 	// The stable consumer group keeps its subscribed topic, loses the other.
-	waitFor(t, "unsubscribed offset expiry", func() bool { return fetch(t, s, "consumers", "old", 0).Offset == -1 })
+	runtimetest.WaitFor(t, "unsubscribed offset expiry", func() bool { return fetch(t, s, "consumers", "old", 0).Offset == -1 })
 	if p := fetch(t, s, "consumers", "t1", 0); p.Offset != 5 {
 		t.Fatalf("subscribed offset expired: %+v", p)
 	}
@@ -372,14 +374,14 @@ func TestOffsetRetentionExpiry(t *testing.T) {
 	lv.Group = "consumers"
 	lv.Members = []kmsg.LeaveGroupRequestMember{{MemberID: ms[0].memberID}}
 	s.LeaveGroup(tctx(t), lv)
-	waitFor(t, "empty group", func() bool { return describe(t, s, "consumers").State == "Empty" })
+	runtimetest.WaitFor(t, "empty group", func() bool { return describe(t, s, "consumers").State == "Empty" })
 	clk.advance(30 * time.Minute)
 	time.Sleep(50 * time.Millisecond) // several checks run; nothing may expire yet
 	if p := fetch(t, s, "consumers", "t1", 0); p.Offset != 5 {
 		t.Fatalf("offset of a group empty for less than the retention expired: %+v", p)
 	}
 	clk.advance(31 * time.Minute)
-	waitFor(t, "empty group expiry", func() bool { return describe(t, s, "consumers").State == "Dead" })
+	runtimetest.WaitFor(t, "empty group expiry", func() bool { return describe(t, s, "consumers").State == "Dead" })
 	if p := fetch(t, s, "consumers", "t1", 0); p.Offset != -1 {
 		t.Fatalf("offset of expired group %+v", p)
 	}

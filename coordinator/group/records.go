@@ -2,11 +2,10 @@ package group
 
 import (
 	"encoding/binary"
-	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/kbroker/kbroker/protocol/batch"
+	"github.com/kbroker/kbroker/coordinator/runtime"
 )
 
 // Record key and value versions Kafka writes (GroupCoordinatorRecordHelpers).
@@ -18,67 +17,12 @@ const (
 	groupMetadataValueVersion = 3
 )
 
-// record is one key/value of __consumer_offsets; a nil value is a tombstone.
-type record struct {
-	key, value []byte
-}
-
-// producer identifies who writes a batch. Plain coordinator writes use
-// noProducer; transactional offset commits pass the transaction's producer
-// ID and epoch with transactional set.
-type producer struct {
-	id            int64
-	epoch         int16
-	transactional bool
-}
-
-var noProducer = producer{id: -1, epoch: -1}
-
-// buildBatch encodes records as one uncompressed magic-2 batch with base
-// offset 0 (the log assigns the real one) and a CRC-32C over attributes to
-// the end.
-func buildBatch(recs []record, ts int64, p producer) []byte {
-	var body []byte
-	for i, r := range recs {
-		rec := kmsg.Record{OffsetDelta: int32(i), Key: r.key, Value: r.value}
-		probe := rec.AppendTo(nil) // with Length 0: a one-byte length prefix
-		rec.Length = int32(len(probe) - 1)
-		body = rec.AppendTo(body)
-	}
-	var attrs int16
-	seq := int32(-1)
-	if p.transactional {
-		// A coordinator write: sequence -1 tells the log to check the
-		// producer's epoch (fencing zombies) but not its sequence, which
-		// restarts with every transaction (Kafka appends these with the
-		// coordinator origin, to the same effect).
-		attrs |= 0x10
-	}
-	rb := kmsg.RecordBatch{
-		PartitionLeaderEpoch: -1,
-		Magic:                2,
-		Attributes:           attrs,
-		LastOffsetDelta:      int32(len(recs) - 1),
-		FirstTimestamp:       ts,
-		MaxTimestamp:         ts,
-		ProducerID:           p.id,
-		ProducerEpoch:        p.epoch,
-		FirstSequence:        seq,
-		NumRecords:           int32(len(recs)),
-		Records:              body,
-	}
-	b := rb.AppendTo(nil)
-	binary.BigEndian.PutUint32(b[8:], uint32(len(b)-batch.LengthOverhead))
-	binary.BigEndian.PutUint32(b[17:], batch.CRC(b))
-	return b
-}
-
 func offsetKey(groupID, topic string, partition int32) []byte {
 	k := kmsg.OffsetCommitKey{Version: offsetKeyVersion, Group: groupID, Topic: topic, Partition: partition}
 	return k.AppendTo(nil)
 }
 
-func offsetRecord(groupID string, tp topicPartition, o offsetEntry) record {
+func offsetRecord(groupID string, tp topicPartition, o offsetEntry) runtime.Record {
 	v := kmsg.NewOffsetCommitValue()
 	v.Version = offsetValueVersion
 	v.Offset = o.offset
@@ -89,11 +33,11 @@ func offsetRecord(groupID string, tp topicPartition, o offsetEntry) record {
 		v.Version = offsetValueVersionExpire
 		v.ExpireTimestamp = o.expireTimestamp
 	}
-	return record{key: offsetKey(groupID, tp.topic, tp.partition), value: v.AppendTo(nil)}
+	return runtime.Record{Key: offsetKey(groupID, tp.topic, tp.partition), Value: v.AppendTo(nil)}
 }
 
-func offsetTombstone(groupID string, tp topicPartition) record {
-	return record{key: offsetKey(groupID, tp.topic, tp.partition)}
+func offsetTombstone(groupID string, tp topicPartition) runtime.Record {
+	return runtime.Record{Key: offsetKey(groupID, tp.topic, tp.partition)}
 }
 
 func groupKey(groupID string) []byte {
@@ -101,12 +45,12 @@ func groupKey(groupID string) []byte {
 	return k.AppendTo(nil)
 }
 
-func groupTombstone(groupID string) record { return record{key: groupKey(groupID)} }
+func groupTombstone(groupID string) runtime.Record { return runtime.Record{Key: groupKey(groupID)} }
 
 // groupRecord encodes the group as Kafka's storeGroup does: every member
 // with its subscription for the selected protocol and the given
 // assignment (missing assignments are empty).
-func groupRecord(g *group, assignment func(m *member) []byte) record {
+func groupRecord(g *group, assignment func(m *member) []byte) runtime.Record {
 	v := kmsg.NewGroupMetadataValue()
 	v.Version = groupMetadataValueVersion
 	v.ProtocolType = g.protocolType
@@ -127,7 +71,7 @@ func groupRecord(g *group, assignment func(m *member) []byte) record {
 		mv.Assignment = nonNil(assignment(m))
 		v.Members = append(v.Members, mv)
 	}
-	return record{key: groupKey(g.id), value: v.AppendTo(nil)}
+	return runtime.Record{Key: groupKey(g.id), Value: v.AppendTo(nil)}
 }
 
 func optString(s string) *string {
@@ -151,114 +95,38 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
-// decodedRecord is one record read back from the log, or one transaction
-// marker (control set).
-type decodedRecord struct {
-	offset     int64
-	producerID int64 // the batch's producer ID if it is transactional, else -1
-	key, value []byte
-	control    bool // a commit or abort marker of producerID's transaction
-	commit     bool
-}
-
-// Control record types (the int16 after the key version of a control
-// record's key), as Kafka's ControlRecordType numbers them.
-const (
-	controlAbort  = 0
-	controlCommit = 1
-)
-
-// decodeBatches splits concatenated batches read from the log, in log order,
-// skipping records below from (a read may start inside a batch). Records of
-// transactional batches carry the batch's producer ID; a control batch
-// yields its commit and abort markers (other control records are skipped).
-// It returns the offset after the last complete batch.
-func decodeBatches(b []byte, from int64) ([]decodedRecord, int64, error) {
-	var out []decodedRecord
-	next := from
-	for pos := 0; pos < len(b); {
-		h, err := batch.ParseHeader(b[pos:])
-		if err != nil {
-			return nil, 0, fmt.Errorf("%w: batch at byte %d: %w", ErrCorruptLog, pos, err)
-		}
-		size := h.TotalSize()
-		if size > len(b)-pos {
-			if pos == 0 {
-				return nil, 0, fmt.Errorf("%w: batch at offset %d claims %d bytes, read returned %d", ErrCorruptLog, h.BaseOffset, size, len(b))
-			}
-			break // a trailing partial batch is read again next time
-		}
-		one := b[pos : pos+size]
-		pos += size
-		if h.NextOffset() > next {
-			next = h.NextOffset()
-		}
-		pid := int64(-1)
-		if h.IsTransactional() {
-			pid = h.ProducerID
-		}
-		err = batch.ForEachRecord(one, func(r batch.Record) bool {
-			if r.Offset < from {
-				return true
-			}
-			d := decodedRecord{offset: r.Offset, producerID: pid, key: r.Key, value: r.Value}
-			if h.IsControl() {
-				if len(r.Key) < 4 {
-					return true
-				}
-				typ := int16(binary.BigEndian.Uint16(r.Key[2:]))
-				if typ != controlAbort && typ != controlCommit {
-					return true
-				}
-				d = decodedRecord{offset: r.Offset, producerID: h.ProducerID, control: true, commit: typ == controlCommit}
-			}
-			out = append(out, d)
-			return true
-		})
-		if err != nil {
-			return nil, 0, fmt.Errorf("%w: %w", ErrCorruptLog, err)
-		}
-	}
-	return out, next, nil
-}
-
-// replayDecoded applies one record or marker read back from the log.
-func (s *Shard) replayDecoded(r decodedRecord) {
-	if r.control {
-		s.replayTxnMarker(r.producerID, r.commit)
+// replay applies one entry of the log to the shard's durable state: a
+// record (at its offset in the log, with the writer's producer ID when it is
+// part of a transaction, else -1) or a transaction marker. It is the only
+// writer of offsets and stored group metadata, both at load and live.
+func (s *Shard) replay(e runtime.Entry) {
+	if e.Marker {
+		s.replayTxnMarker(e.ProducerID, e.Commit)
 		return
 	}
-	s.replay(r.offset, r.producerID, r.key, r.value)
-}
-
-// replay applies one record to the shard's durable state. It is the only
-// writer of offsets and stored group metadata, both at load and live. off
-// is the record's offset in the log; producerID is the writer's producer ID
-// when the record is part of a transaction, else -1.
-func (s *Shard) replay(off, producerID int64, key, value []byte) {
-	if len(key) < 2 {
+	if len(e.Key) < 2 {
 		s.logger.Debug("skipping __consumer_offsets record with a short key", "partition", s.partition)
 		return
 	}
-	switch v := int16(binary.BigEndian.Uint16(key)); v {
+	switch v := int16(binary.BigEndian.Uint16(e.Key)); v {
 	case 0, 1:
 		var k kmsg.OffsetCommitKey
-		if err := k.ReadFrom(key); err != nil {
+		if err := k.ReadFrom(e.Key); err != nil {
 			s.logger.Debug("skipping undecodable offset commit key", "partition", s.partition, "err", err)
 			return
 		}
 		tp := topicPartition{k.Topic, k.Partition}
-		if value == nil {
+		if e.Value == nil {
 			s.replayOffsetTombstone(k.Group, tp)
 			return
 		}
 		var ov kmsg.OffsetCommitValue
-		if err := ov.ReadFrom(value); err != nil {
+		if err := ov.ReadFrom(e.Value); err != nil {
 			s.logger.Warn("skipping undecodable offset commit value", "partition", s.partition, "group", k.Group, "err", err)
 			return
 		}
 		o := offsetEntry{
-			recordOffset:    off,
+			recordOffset:    e.Offset,
 			offset:          ov.Offset,
 			leaderEpoch:     -1,
 			metadata:        ov.Metadata,
@@ -271,29 +139,29 @@ func (s *Shard) replay(off, producerID int64, key, value []byte) {
 		if ov.Version == 1 {
 			o.expireTimestamp = ov.ExpireTimestamp
 		}
-		if producerID >= 0 {
-			s.replayTxnOffset(producerID, k.Group, tp, o)
+		if e.ProducerID >= 0 {
+			s.replayTxnOffset(e.ProducerID, k.Group, tp, o)
 			return
 		}
 		s.replayOffset(k.Group, tp, o)
 	case 2:
 		var k kmsg.GroupMetadataKey
-		if err := k.ReadFrom(key); err != nil {
+		if err := k.ReadFrom(e.Key); err != nil {
 			s.logger.Debug("skipping undecodable group metadata key", "partition", s.partition, "err", err)
 			return
 		}
-		if value == nil {
+		if e.Value == nil {
 			s.replayGroupTombstone(k.Group)
 			return
 		}
 		var gv kmsg.GroupMetadataValue
-		if err := gv.ReadFrom(value); err != nil {
+		if err := gv.ReadFrom(e.Value); err != nil {
 			s.logger.Warn("skipping undecodable group metadata value", "partition", s.partition, "group", k.Group, "err", err)
 			return
 		}
 		s.replayGroupMetadata(k.Group, &gv)
 	case cgMetadataKey, cgPartitionMetadataKey, cgMemberKey, cgTargetMetadataKey, cgTargetMemberKey, cgCurrentKey:
-		s.replayConsumer(v, key, value)
+		s.replayConsumer(v, e.Key, e.Value)
 	default:
 		s.logger.Debug("skipping __consumer_offsets record of unknown key version", "partition", s.partition, "key_version", v)
 	}

@@ -121,7 +121,7 @@ func (s *Shard) rebuildGroup(g *group, v *kmsg.GroupMetadataValue) {
 		m := old[rm.MemberID]
 		if m == nil {
 			m = &member{id: rm.MemberID, protocolType: v.ProtocolType}
-			if s.loaded.Load() {
+			if s.loop.Loaded() {
 				defer s.scheduleHeartbeat(g, m)
 			}
 		}
@@ -175,7 +175,7 @@ func (s *Shard) scheduleHeartbeat(g *group, m *member) {
 	}
 	stopMemberTimer(m)
 	tok := m.hbToken
-	m.hbTimer = s.after(d, func() {
+	m.hbTimer = s.loop.After(d, func() {
 		if s.groups[g.id] != g || g.members[m.id] != m || m.hbToken != tok {
 			return
 		}

@@ -6,6 +6,9 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/coordinator/runtime"
+	"github.com/kbroker/kbroker/coordinator/runtime/runtimetest"
 )
 
 // TestReplayToleratesOtherVersions loads records as other Kafka versions
@@ -28,14 +31,14 @@ func TestReplayToleratesOtherVersions(t *testing.T) {
 	gv4.Members = []kmsg.GroupMetadataValueMember{mem}
 	kip848 := binary.BigEndian.AppendUint16(nil, 3)
 	kip848 = append(kip848, 0, 1, 'x')
-	recs := []record{
-		{key: kip848, value: []byte{0, 0, 1, 2, 3}},
-		{key: []byte{1}, value: []byte{1}},
-		{key: ok0.AppendTo(nil), value: ov0.AppendTo(nil)},
-		{key: groupKey("new"), value: gv4.AppendTo(nil)},
+	recs := []runtime.Record{
+		{Key: kip848, Value: []byte{0, 0, 1, 2, 3}},
+		{Key: []byte{1}, Value: []byte{1}},
+		{Key: ok0.AppendTo(nil), Value: ov0.AppendTo(nil)},
+		{Key: groupKey("new"), Value: gv4.AppendTo(nil)},
 	}
-	l := &memLog{}
-	if _, err := l.Append(context.Background(), buildBatch(recs, 1, noProducer)); err != nil {
+	l := &runtimetest.Log{}
+	if _, err := l.Append(context.Background(), runtime.BuildBatch(recs, 1, runtime.NoProducer)); err != nil {
 		t.Fatal(err)
 	}
 	s := startShard(t, l, testConfig())

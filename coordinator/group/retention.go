@@ -1,11 +1,15 @@
 package group
 
-import "sort"
+import (
+	"sort"
+
+	"github.com/kbroker/kbroker/coordinator/runtime"
+)
 
 // scheduleRetention runs the offsets retention check every
 // offsets.retention.check.interval.ms.
 func (s *Shard) scheduleRetention() {
-	s.retentionTimer = s.after(s.cfg.OffsetsRetentionCheckInterval, func() {
+	s.retentionTimer = s.loop.After(s.cfg.OffsetsRetentionCheckInterval, func() {
 		s.expireOffsets()
 		s.scheduleRetention()
 	})
@@ -71,7 +75,7 @@ func (s *Shard) expireOffsets() {
 				}
 			}
 		}
-		recs := make([]record, 0, len(expired)+1)
+		recs := make([]runtime.Record, 0, len(expired)+1)
 		for _, tp := range expired {
 			recs = append(recs, offsetTombstone(g.id, tp))
 		}

@@ -6,6 +6,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/coordinator/runtime"
 )
 
 // TxnOffsetCommit: v0-6
@@ -40,7 +42,7 @@ func (s *Shard) TxnOffsetCommit(ctx context.Context, req *kmsg.TxnOffsetCommitRe
 	fail := func(code int16) *kmsg.TxnOffsetCommitResponse {
 		return txnCommitResponse(req, func(string, int32) int16 { return code })
 	}
-	return call(ctx, s, fail, func(reply func(*kmsg.TxnOffsetCommitResponse)) {
+	return runtime.Call(ctx, s.loop, fail, func(reply func(*kmsg.TxnOffsetCommitResponse)) {
 		s.serial(req.Group, func() { s.handleTxnCommit(req, reply) })
 	})
 }
@@ -64,7 +66,7 @@ func txnCommitResponse(req *kmsg.TxnOffsetCommitRequest, code func(topic string,
 
 func (s *Shard) handleTxnCommit(req *kmsg.TxnOffsetCommitRequest, reply func(*kmsg.TxnOffsetCommitResponse)) {
 	all := func(code int16) { reply(txnCommitResponse(req, func(string, int32) int16 { return code })) }
-	if code := s.ready(); code != 0 {
+	if code := s.loop.Ready(); code != 0 {
 		all(code)
 		return
 	}
@@ -90,7 +92,7 @@ func (s *Shard) handleTxnCommit(req *kmsg.TxnOffsetCommitRequest, reply func(*km
 
 	now := s.nowMs()
 	codes := map[topicPartition]int16{}
-	var recs []record
+	var recs []runtime.Record
 	var written []topicPartition
 	for _, t := range req.Topics {
 		for _, p := range t.Partitions {
@@ -126,7 +128,7 @@ func (s *Shard) handleTxnCommit(req *kmsg.TxnOffsetCommitRequest, reply func(*km
 	}
 	// Kafka marks a batch transactional exactly when it has a producer ID;
 	// without one the offsets are a plain commit.
-	p := producer{id: req.ProducerID, epoch: req.ProducerEpoch, transactional: req.ProducerID >= 0}
+	p := runtime.Producer{ID: req.ProducerID, Epoch: req.ProducerEpoch, Transactional: req.ProducerID >= 0}
 	s.markPending(req.Group, written, 1)
 	s.writeAs(recs, p, true, func(code int16) {
 		s.markPending(req.Group, written, -1)
@@ -191,20 +193,10 @@ func validateConsumerTxnCommit(cg *consumerGroup, gen int32, memberID string, in
 // applies to what is loaded so far; Load meets the marker later and
 // completes the rest (a second completion finds nothing pending).
 func (s *Shard) CompleteTransaction(producerID int64, commit bool) {
-	var prev chan struct{}
-	if err := s.onLoop(context.Background(), func() { prev = s.lastWrite }); err != nil {
+	if s.loop.Flush() != nil {
 		return
 	}
-	if prev != nil {
-		// A write's replay is posted to the loop before its channel closes,
-		// so the marker posted below runs after it.
-		select {
-		case <-prev:
-		case <-s.done:
-			return
-		}
-	}
-	_ = s.onLoop(context.Background(), func() { s.replayTxnMarker(producerID, commit) })
+	_ = s.loop.Do(context.Background(), func() { s.replayTxnMarker(producerID, commit) })
 }
 
 // txnState holds the offsets of open transactions, owned by the shard
@@ -345,7 +337,7 @@ func (s *Shard) replayTxnMarker(producerID int64, commit bool) {
 // offsetTombstones lists tombstones for every committed offset of g and
 // every partition an open transaction wrote for it (one per partition),
 // as Kafka's deleteAllOffsets does.
-func (s *Shard) offsetTombstones(g *group) []record {
+func (s *Shard) offsetTombstones(g *group) []runtime.Record {
 	tps := sortedOffsets(g)
 	var extra []topicPartition
 	for tp := range s.txn.partitions(g.id) {
@@ -354,7 +346,7 @@ func (s *Shard) offsetTombstones(g *group) []record {
 		}
 	}
 	sortPartitions(extra)
-	recs := make([]record, 0, len(tps)+len(extra))
+	recs := make([]runtime.Record, 0, len(tps)+len(extra))
 	for _, tp := range append(tps, extra...) {
 		recs = append(recs, offsetTombstone(g.id, tp))
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kbroker/kbroker/coordinator/runtime/runtimetest"
 	"github.com/kbroker/kbroker/protocol/batch"
 )
 
@@ -56,7 +57,7 @@ func txnCommit(t *testing.T, s *Shard, groupID string, pid int64, topic string, 
 
 // endTxn does what the broker's marker writer does: append pid's control
 // batch to the partition, then tell the shard.
-func endTxn(t *testing.T, s *Shard, l *memLog, pid int64, commit bool) {
+func endTxn(t *testing.T, s *Shard, l *runtimetest.Log, pid int64, commit bool) {
 	t.Helper()
 	appendMarker(t, l, pid, commit)
 	s.CompleteTransaction(pid, commit)
@@ -64,11 +65,11 @@ func endTxn(t *testing.T, s *Shard, l *memLog, pid int64, commit bool) {
 
 // appendMarker appends a commit or abort control batch for pid, as the
 // transaction marker writer does.
-func appendMarker(t *testing.T, l *memLog, pid int64, commit bool) {
+func appendMarker(t *testing.T, l *runtimetest.Log, pid int64, commit bool) {
 	t.Helper()
-	typ := uint16(controlAbort)
+	typ := uint16(0) // Kafka's ControlRecordType: abort 0, commit 1
 	if commit {
-		typ = controlCommit
+		typ = 1
 	}
 	key := binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, 0), typ)
 	value := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint16(nil, 0), 1) // version 0, coordinator epoch 1
@@ -96,7 +97,7 @@ func fetchStable(t *testing.T, s *Shard, groupID, topic string, partition int32)
 	req.Topics = []kmsg.OffsetFetchRequestGroupTopic{rt}
 	resp := s.OffsetFetch(tctx(t), req, true)
 	if resp.ErrorCode != 0 {
-		t.Fatalf("stable offset fetch %s: group error %s", groupID, errName(resp.ErrorCode))
+		t.Fatalf("stable offset fetch %s: group error %s", groupID, runtimetest.ErrName(resp.ErrorCode))
 	}
 	return resp.Topics[0].Partitions[0]
 }
@@ -113,13 +114,13 @@ func snapshot(t *testing.T, s *Shard, groups ...string) string {
 			resp := s.OffsetFetch(tctx(t), req, stable)
 			for _, tp := range resp.Topics {
 				for _, p := range tp.Partitions {
-					fmt.Fprintf(&sb, "%s %s/%d stable=%v: %d %d %q %s\n", g, tp.Topic, p.Partition, stable, p.Offset, p.LeaderEpoch, deref(p.Metadata), errName(p.ErrorCode))
+					fmt.Fprintf(&sb, "%s %s/%d stable=%v: %d %d %q %s\n", g, tp.Topic, p.Partition, stable, p.Offset, p.LeaderEpoch, deref(p.Metadata), runtimetest.ErrName(p.ErrorCode))
 				}
 			}
 		}
 		for _, topic := range []string{"t", "u"} {
 			for p := int32(0); p < 3; p++ {
-				fmt.Fprintf(&sb, "%s %s/%d require_stable: %s\n", g, topic, p, errName(fetchStable(t, s, g, topic, p).ErrorCode))
+				fmt.Fprintf(&sb, "%s %s/%d require_stable: %s\n", g, topic, p, runtimetest.ErrName(fetchStable(t, s, g, topic, p).ErrorCode))
 			}
 		}
 	}
@@ -127,14 +128,15 @@ func snapshot(t *testing.T, s *Shard, groups ...string) string {
 }
 
 func TestTxnOffsetsInvisibleUntilCommit(t *testing.T) {
-	l := &memLog{}
+	l := &runtimetest.Log{}
 	s := startShard(t, l, testConfig())
 	commit(t, s, "g", "", -1, "t", map[int32]int64{0: 5})
 	txnCommit(t, s, "g", 7, "t", map[int32]int64{0: 10, 1: 20})
 
 	// The batch is transactional, with the producer's ID and epoch and
 	// base sequence -1 (a coordinator write: epoch checked, not sequence).
-	h, err := batch.ParseHeader(l.batches[len(l.batches)-1])
+	batches := l.Batches()
+	h, err := batch.ParseHeader(batches[len(batches)-1])
 	if err != nil || !h.IsTransactional() || h.IsControl() || h.ProducerID != 7 || h.ProducerEpoch != 4 || h.BaseSequence != -1 {
 		t.Fatalf("txn commit batch header %+v (%v)", h, err)
 	}
@@ -151,7 +153,7 @@ func TestTxnOffsetsInvisibleUntilCommit(t *testing.T) {
 		}
 	}
 	if p := fetchStable(t, s, "g", "t", 2); p.ErrorCode != 0 {
-		t.Fatalf("require_stable on a partition without a transaction: %s", errName(p.ErrorCode))
+		t.Fatalf("require_stable on a partition without a transaction: %s", runtimetest.ErrName(p.ErrorCode))
 	}
 
 	endTxn(t, s, l, 7, true)
@@ -169,7 +171,7 @@ func TestTxnOffsetsInvisibleUntilCommit(t *testing.T) {
 }
 
 func TestTxnAbortDropsOffsets(t *testing.T) {
-	l := &memLog{}
+	l := &runtimetest.Log{}
 	s := startShard(t, l, testConfig())
 	commit(t, s, "g", "", -1, "t", map[int32]int64{0: 5})
 	txnCommit(t, s, "g", 7, "t", map[int32]int64{0: 10})
@@ -193,7 +195,7 @@ func TestTxnAbortDropsOffsets(t *testing.T) {
 // A plain commit written after a transactional one wins when the
 // transaction commits; one written before loses.
 func TestTxnCommitKeepsLaterPlainCommit(t *testing.T) {
-	l := &memLog{}
+	l := &runtimetest.Log{}
 	s := startShard(t, l, testConfig())
 	txnCommit(t, s, "g", 7, "t", map[int32]int64{0: 10, 1: 10})
 	commit(t, s, "g", "", -1, "t", map[int32]int64{0: 15})
@@ -214,7 +216,7 @@ func TestTxnCommitKeepsLaterPlainCommit(t *testing.T) {
 // committed, aborted and still-open transactions mixed with plain commits
 // and deletions.
 func TestTxnReloadMatchesLive(t *testing.T) {
-	l := &memLog{}
+	l := &runtimetest.Log{}
 	s := startShard(t, l, testConfig())
 	commit(t, s, "g", "", -1, "t", map[int32]int64{0: 1, 1: 1, 2: 1})
 	txnCommit(t, s, "g", 1, "t", map[int32]int64{0: 100})
@@ -234,7 +236,7 @@ func TestTxnReloadMatchesLive(t *testing.T) {
 		t.Fatalf("pending offset after offset delete: %+v", p)
 	}
 	live := snapshot(t, s, "g", "h")
-	if !strings.Contains(live, "g t/2 require_stable: "+errName(kerr.UnstableOffsetCommit.Code)) {
+	if !strings.Contains(live, "g t/2 require_stable: "+runtimetest.ErrName(kerr.UnstableOffsetCommit.Code)) {
 		t.Fatalf("open transaction not pending:\n%s", live)
 	}
 	s.Close()
@@ -267,7 +269,7 @@ func TestTxnReloadMatchesLive(t *testing.T) {
 func TestTxnOffsetCommitGroupChecks(t *testing.T) {
 	cfg := testConfig()
 	cfg.TopicExists = func(topic string, _ int32) bool { return topic != "missing" }
-	l := &memLog{}
+	l := &runtimetest.Log{}
 	s := startShard(t, l, cfg)
 	ms := stableGroup(t, s, "g", 2)
 	at := func(version int16, member string, gen int32, instance *string) int16 {
@@ -317,13 +319,13 @@ func TestTxnOffsetCommitGroupChecks(t *testing.T) {
 	}
 
 	// Append failures map as for OffsetCommit; a fenced epoch passes through.
-	l.setFail(kerr.ProducerFenced)
+	l.SetFail(kerr.ProducerFenced)
 	wantCode(t, "fenced producer", at(3, "", -1, nil), kerr.ProducerFenced.Code)
-	l.setFail(kerr.NotLeaderForPartition)
+	l.SetFail(kerr.NotLeaderForPartition)
 	wantCode(t, "lost leadership", at(3, "", -1, nil), kerr.NotCoordinator.Code)
-	l.setFail(nil)
+	l.SetFail(nil)
 
-	loading := NewShard(0, &memLog{}, cfg, testLogger())
+	loading := NewShard(0, &runtimetest.Log{}, cfg, testLogger())
 	t.Cleanup(loading.Close)
 	resp := loading.TxnOffsetCommit(tctx(t), txnReq("g", 9, "t", map[int32]int64{0: 1}))
 	wantCode(t, "while loading", txnCodes(resp)[0], kerr.CoordinatorLoadInProgress.Code)
@@ -335,7 +337,7 @@ func TestTxnOffsetCommitGroupChecks(t *testing.T) {
 func TestTxnOffsetCommitConsumerGroup(t *testing.T) {
 	tt := newTopicTable()
 	tt.set("t", 2)
-	l := &memLog{}
+	l := &runtimetest.Log{}
 	s := startShard(t, l, consumerConfig(tt))
 	a := newCClient(s, tt, "g", "t")
 	a.join(t)
@@ -368,7 +370,7 @@ func TestTxnDeleteAndExpiry(t *testing.T) {
 	cfg.Now = clk.now
 	cfg.OffsetsRetention = time.Hour
 	cfg.OffsetsRetentionCheckInterval = time.Hour // expiry runs when the test says
-	l := &memLog{}
+	l := &runtimetest.Log{}
 	s := startShard(t, l, cfg)
 
 	txnCommit(t, s, "doomed", 7, "t", map[int32]int64{0: 10})
@@ -384,18 +386,18 @@ func TestTxnDeleteAndExpiry(t *testing.T) {
 	commit(t, s, "simple", "", -1, "t", map[int32]int64{0: 1, 1: 1})
 	txnCommit(t, s, "simple", 8, "t", map[int32]int64{0: 2})
 	clk.advance(2 * time.Hour)
-	if err := s.onLoop(tctx(t), s.expireOffsets); err != nil {
+	if err := s.loop.Do(tctx(t), s.expireOffsets); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "expiry of t/1", func() bool { return fetch(t, s, "simple", "t", 1).Offset == -1 })
+	runtimetest.WaitFor(t, "expiry of t/1", func() bool { return fetch(t, s, "simple", "t", 1).Offset == -1 })
 	if p := fetch(t, s, "simple", "t", 0); p.Offset != 1 {
 		t.Fatalf("offset with a pending transaction expired: %+v", p)
 	}
 	endTxn(t, s, l, 8, false)
-	if err := s.onLoop(tctx(t), s.expireOffsets); err != nil {
+	if err := s.loop.Do(tctx(t), s.expireOffsets); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "expiry of the group", func() bool { return describe(t, s, "simple").State == "Dead" })
+	runtimetest.WaitFor(t, "expiry of the group", func() bool { return describe(t, s, "simple").State == "Dead" })
 	// The group turns Dead before its tombstones are written; writes are
 	// appended in order, so once a later commit is answered they are in.
 	commit(t, s, "barrier", "", -1, "t", map[int32]int64{0: 1})
@@ -408,33 +410,14 @@ func TestTxnDeleteAndExpiry(t *testing.T) {
 	}
 }
 
-// gatedLog holds each append's return (after the bytes are in the log)
-// until released, to put a marker between a transactional commit's append
-// and its replay.
-type gatedLog struct {
-	*memLog
-	gate chan struct{}
-}
-
-func (g *gatedLog) Append(ctx context.Context, b []byte) (int64, error) {
-	off, err := g.memLog.Append(ctx, b)
-	select {
-	case <-g.gate:
-	case <-ctx.Done():
-	}
-	return off, err
-}
-
 func TestCompleteTransactionWaitsForAppendedCommit(t *testing.T) {
-	ml := &memLog{}
-	gl := &gatedLog{memLog: ml, gate: make(chan struct{})}
+	ml := &runtimetest.Log{}
+	gl := runtimetest.NewGatedLog(ml)
 	s := startShard(t, gl, testConfig())
 	done := make(chan *kmsg.TxnOffsetCommitResponse, 1)
 	go func() { done <- s.TxnOffsetCommit(tctx(t), txnReq("g", 7, "t", map[int32]int64{0: 10})) }()
-	waitFor(t, "txn commit appended", func() bool {
-		ml.mu.Lock()
-		defer ml.mu.Unlock()
-		return len(ml.batches) == 1
+	runtimetest.WaitFor(t, "txn commit appended", func() bool {
+		return len(ml.Batches()) == 1
 	})
 	appendMarker(t, ml, 7, true)
 	completed := make(chan struct{})
@@ -448,9 +431,9 @@ func TestCompleteTransactionWaitsForAppendedCommit(t *testing.T) {
 		t.Fatal("CompleteTransaction returned before the appended commit was replayed")
 	case <-time.After(50 * time.Millisecond):
 	}
-	close(gl.gate)
-	recv(t, completed, "CompleteTransaction")
-	wantCode(t, "txn commit", txnCodes(recv(t, done, "txn commit"))[0], 0)
+	gl.Open()
+	runtimetest.Recv(t, completed, "CompleteTransaction")
+	wantCode(t, "txn commit", txnCodes(runtimetest.Recv(t, done, "txn commit"))[0], 0)
 	if p := fetchStable(t, s, "g", "t", 0); p.ErrorCode != 0 || p.Offset != 10 {
 		t.Fatalf("offset after the marker: %+v", p)
 	}

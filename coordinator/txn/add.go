@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/coordinator/runtime"
 )
 
 // GroupOffsetsTopic is the topic AddOffsetsToTxn adds to a transaction.
@@ -136,8 +138,8 @@ func (s *Shard) addPartitions(ctx context.Context, id string, pid int64, epoch i
 		deadline = time.Now().Add(s.cfg.ConcurrentTransactionsWait)
 	}
 	fail := func(code int16) int16 { return code }
-	return call(ctx, s, fail, func(reply func(int16)) {
-		if code := s.ready(); code != 0 {
+	return runtime.Call(ctx, s.loop, fail, func(reply func(int16)) {
+		if code := s.loop.Ready(); code != 0 {
 			reply(code)
 			return
 		}
@@ -211,7 +213,7 @@ func (s *Shard) waitFor(id string, deadline time.Time, retry, timeout func()) {
 	w := &waiter{retry: retry}
 	l := s.liveFor(id)
 	l.waiters = append(l.waiters, w)
-	w.timer = s.after(time.Until(deadline), func() {
+	w.timer = s.loop.After(time.Until(deadline), func() {
 		if w.fired {
 			return
 		}
@@ -267,8 +269,8 @@ func (s *Shard) verifyPartitions(ctx context.Context, id string, pid int64, epoc
 	if id == "" {
 		return all(errInvalidRequest)
 	}
-	return call(ctx, s, all, func(reply func(map[topicPartition]int16)) {
-		if code := s.ready(); code != 0 {
+	return runtime.Call(ctx, s.loop, all, func(reply func(map[topicPartition]int16)) {
+		if code := s.loop.Ready(); code != 0 {
 			reply(all(code))
 			return
 		}

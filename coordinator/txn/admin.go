@@ -6,6 +6,8 @@ import (
 	"sort"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/coordinator/runtime"
 )
 
 // DescribeTransaction describes one transactional ID (DescribeTransactions
@@ -25,8 +27,8 @@ func (s *Shard) DescribeTransaction(ctx context.Context, txnID string) kmsg.Desc
 	if txnID == "" {
 		return fail(errInvalidRequest)
 	}
-	return call(ctx, s, fail, func(reply func(kmsg.DescribeTransactionsResponseTransactionState)) {
-		if code := s.ready(); code != 0 {
+	return runtime.Call(ctx, s.loop, fail, func(reply func(kmsg.DescribeTransactionsResponseTransactionState)) {
+		if code := s.loop.Ready(); code != 0 {
 			reply(fail(code))
 			return
 		}
@@ -83,8 +85,8 @@ func (s *Shard) ListTransactions(ctx context.Context, req *kmsg.ListTransactions
 	if badPattern {
 		return nil
 	}
-	return call(ctx, s, fail, func(reply func([]kmsg.ListTransactionsResponseTransactionState)) {
-		if s.ready() != 0 {
+	return runtime.Call(ctx, s.loop, fail, func(reply func([]kmsg.ListTransactionsResponseTransactionState)) {
+		if s.loop.Ready() != 0 {
 			reply(nil)
 			return
 		}

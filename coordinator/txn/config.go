@@ -1,11 +1,10 @@
 package txn
 
 import (
-	"errors"
-	"fmt"
 	"math"
 	"time"
-	"unicode/utf16"
+
+	"github.com/kbroker/kbroker/coordinator/runtime"
 )
 
 // Config holds the transaction coordinator settings, named after Kafka's
@@ -72,49 +71,25 @@ func DefaultConfig() Config {
 
 // Validate reports settings Kafka would refuse.
 func (c Config) Validate() error {
-	var errs []error
-	if c.MaxTimeout < time.Millisecond || c.MaxTimeout > math.MaxInt32*time.Millisecond {
-		errs = append(errs, fmt.Errorf("transaction.max.timeout.ms %v must be >= 1 ms and fit an int32 of ms", c.MaxTimeout))
-	}
-	if c.AbortTimedOutInterval <= 0 {
-		errs = append(errs, fmt.Errorf("transaction.abort.timed.out.transaction.cleanup.interval.ms %v must be > 0", c.AbortTimedOutInterval))
-	}
-	if c.TransactionalIDExpiration <= 0 {
-		errs = append(errs, fmt.Errorf("transactional.id.expiration.ms %v must be > 0", c.TransactionalIDExpiration))
-	}
-	if c.RemoveExpiredInterval <= 0 {
-		errs = append(errs, fmt.Errorf("transaction.remove.expired.transaction.cleanup.interval.ms %v must be > 0", c.RemoveExpiredInterval))
-	}
-	if c.TransactionVersion < 0 || c.TransactionVersion > 2 {
-		errs = append(errs, fmt.Errorf("transaction.version %d must be 0, 1 or 2", c.TransactionVersion))
-	}
-	if c.ConcurrentTransactionsWait < 0 {
-		errs = append(errs, fmt.Errorf("concurrent transactions wait %v must be >= 0", c.ConcurrentTransactionsWait))
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
-	}
-	return nil
+	var p runtime.Problems
+	p.Reject(c.MaxTimeout < time.Millisecond || c.MaxTimeout > math.MaxInt32*time.Millisecond,
+		"transaction.max.timeout.ms %v must be >= 1 ms and fit an int32 of ms", c.MaxTimeout)
+	p.Reject(c.AbortTimedOutInterval <= 0, "transaction.abort.timed.out.transaction.cleanup.interval.ms %v must be > 0", c.AbortTimedOutInterval)
+	p.Reject(c.TransactionalIDExpiration <= 0, "transactional.id.expiration.ms %v must be > 0", c.TransactionalIDExpiration)
+	p.Reject(c.RemoveExpiredInterval <= 0, "transaction.remove.expired.transaction.cleanup.interval.ms %v must be > 0", c.RemoveExpiredInterval)
+	p.Reject(c.TransactionVersion < 0 || c.TransactionVersion > 2, "transaction.version %d must be 0, 1 or 2", c.TransactionVersion)
+	p.Reject(c.ConcurrentTransactionsWait < 0, "concurrent transactions wait %v must be >= 0", c.ConcurrentTransactionsWait)
+	return p.Err(ErrInvalidConfig)
 }
 
 // withDefaults fills zero values that would make the shard misbehave.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.MaxTimeout <= 0 {
-		c.MaxTimeout = d.MaxTimeout
-	}
-	if c.AbortTimedOutInterval <= 0 {
-		c.AbortTimedOutInterval = d.AbortTimedOutInterval
-	}
-	if c.TransactionalIDExpiration <= 0 {
-		c.TransactionalIDExpiration = d.TransactionalIDExpiration
-	}
-	if c.RemoveExpiredInterval <= 0 {
-		c.RemoveExpiredInterval = d.RemoveExpiredInterval
-	}
-	if c.MarkerRetryBackoff <= 0 {
-		c.MarkerRetryBackoff = d.MarkerRetryBackoff
-	}
+	runtime.SetDefault(&c.MaxTimeout, d.MaxTimeout)
+	runtime.SetDefault(&c.AbortTimedOutInterval, d.AbortTimedOutInterval)
+	runtime.SetDefault(&c.TransactionalIDExpiration, d.TransactionalIDExpiration)
+	runtime.SetDefault(&c.RemoveExpiredInterval, d.RemoveExpiredInterval)
+	runtime.SetDefault(&c.MarkerRetryBackoff, d.MarkerRetryBackoff)
 	if c.ConcurrentTransactionsWait < 0 {
 		c.ConcurrentTransactionsWait = 0
 	}
@@ -125,22 +100,8 @@ func (c Config) withDefaults() Config {
 }
 
 // PartitionFor is the __transaction_state partition coordinating txnID:
-// Kafka's Utils.abs(transactionalId.hashCode()) % numPartitions, with Java's
-// String.hashCode over UTF-16 code units. Utils.abs maps MinInt32 to 0 (it
-// is not the x & 0x7fffffff of Utils.toPositive).
+// Kafka's Utils.abs(transactionalId.hashCode()) % numPartitions (see
+// runtime.PartitionFor).
 func PartitionFor(txnID string, numPartitions int32) int32 {
-	if numPartitions <= 0 {
-		return 0
-	}
-	var h int32
-	for _, u := range utf16.Encode([]rune(txnID)) {
-		h = 31*h + int32(u)
-	}
-	switch {
-	case h == math.MinInt32:
-		h = 0
-	case h < 0:
-		h = -h
-	}
-	return h % numPartitions
+	return runtime.PartitionFor(txnID, numPartitions)
 }

@@ -4,16 +4,18 @@
 // ListTransactions with Apache Kafka's semantics, made durable in the
 // __transaction_state topic in Kafka's own record formats.
 //
-// It imports kmsg/kerr, protocol/batch and the standard library only. The
-// broker hands each Shard a Log (its __transaction_state partition), a
-// ProducerIDAllocator and a MarkerWriter, and routes every transactional ID
-// to the shard of PartitionFor(id, partitions).
+// It imports kmsg/kerr, protocol/batch, coordinator/runtime and the
+// standard library only. The broker hands each Shard a Log (its
+// __transaction_state partition), a ProducerIDAllocator and a MarkerWriter,
+// and routes every transactional ID to the shard of PartitionFor(id,
+// partitions).
 //
 // # Ownership
 //
-// A Shard is one goroutine (the loop) that owns every transactional ID of
-// its partition. Public methods submit a closure to the loop and wait for
-// its answer; there are no locks, so there is no lock order. Work that
+// A Shard is one goroutine (the loop, a runtime.Loop) that owns every
+// transactional ID of its partition. Public methods submit a closure to the
+// loop and wait for its answer; there are no locks, so there is no lock
+// order. Work that
 // blocks runs on goroutines that post their result back to the loop:
 // appends to the Log (chained, so batches reach the log and are replayed in
 // submission order), producer ID allocation, marker writes, and the

@@ -7,6 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/coordinator/runtime"
 )
 
 // EndTxn serves EndTxn (v0-5), as Kafka's TransactionCoordinator
@@ -42,8 +44,8 @@ func (s *Shard) EndTxn(ctx context.Context, req *kmsg.EndTxnRequest) *kmsg.EndTx
 	if req.Version >= 5 {
 		tv = 2
 	}
-	return call(ctx, s, fail, func(reply func(*kmsg.EndTxnResponse)) {
-		if code := s.ready(); code != 0 {
+	return runtime.Call(ctx, s.loop, fail, func(reply func(*kmsg.EndTxnResponse)) {
+		if code := s.loop.Ready(); code != 0 {
 			reply(fail(code))
 			return
 		}
@@ -269,26 +271,24 @@ func (s *Shard) startCompletion(id string) {
 		s.writeComplete(id, m)
 		return
 	}
-	s.bg.Add(1)
-	go func() {
-		defer s.bg.Done()
-		if !s.sendMarkers(id, markers) {
+	s.loop.Go(func(ctx context.Context) {
+		if !s.sendMarkers(ctx, id, markers) {
 			return
 		}
-		s.post(func() { s.writeComplete(id, m) })
-	}()
+		s.loop.Post(func() { s.writeComplete(id, m) })
+	})
 }
 
-// sendMarkers retries WriteMarkers until it succeeds (true), the shard
-// closes or a newer coordinator fences this one (false).
-func (s *Shard) sendMarkers(id string, markers []Marker) bool {
+// sendMarkers retries WriteMarkers until it succeeds (true), ctx ends (the
+// shard closes) or a newer coordinator fences this one (false).
+func (s *Shard) sendMarkers(ctx context.Context, id string, markers []Marker) bool {
 	var lastWarn time.Time
 	for attempt := 1; ; attempt++ {
-		err := s.markers.WriteMarkers(s.ctx, markers)
+		err := s.markers.WriteMarkers(ctx, markers)
 		if err == nil {
 			return true
 		}
-		if s.ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return false
 		}
 		if errors.Is(err, kerr.TransactionCoordinatorFenced) {
@@ -304,7 +304,7 @@ func (s *Shard) sendMarkers(id string, markers []Marker) bool {
 		t := time.NewTimer(s.cfg.MarkerRetryBackoff)
 		select {
 		case <-t.C:
-		case <-s.ctx.Done():
+		case <-ctx.Done():
 			t.Stop()
 			return false
 		}
@@ -339,9 +339,9 @@ func (s *Shard) writeComplete(id string, m *txnMeta) {
 			s.logger.Debug("transaction completed", "partition", s.partition, "transactional_id", id, "state", next.state.String())
 			return
 		}
-		if s.ctx.Err() != nil {
+		if s.loop.Closed() {
 			return
 		}
-		s.after(s.cfg.MarkerRetryBackoff, func() { s.writeComplete(id, m) })
+		s.loop.After(s.cfg.MarkerRetryBackoff, func() { s.writeComplete(id, m) })
 	})
 }

@@ -25,7 +25,6 @@ var (
 	errNone                     int16 = 0
 	errNotCoordinator                 = kerr.NotCoordinator.Code
 	errCoordinatorNotAvailable        = kerr.CoordinatorNotAvailable.Code
-	errLoadInProgress                 = kerr.CoordinatorLoadInProgress.Code
 	errInvalidRequest                 = kerr.InvalidRequest.Code
 	errInvalidTxnTimeout              = kerr.InvalidTransactionTimeout.Code
 	errConcurrentTransactions         = kerr.ConcurrentTransactions.Code

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/coordinator/runtime"
 )
 
 // InitProducerID serves InitProducerId (v0-5) for a transactional ID, as
@@ -58,8 +60,8 @@ func (s *Shard) InitProducerID(ctx context.Context, req *kmsg.InitProducerIDRequ
 			expected = &producerIDAndEpoch{req.ProducerID, req.ProducerEpoch}
 		}
 	}
-	return call(ctx, s, fail, func(reply func(*kmsg.InitProducerIDResponse)) {
-		if code := s.ready(); code != 0 {
+	return runtime.Call(ctx, s.loop, fail, func(reply func(*kmsg.InitProducerIDResponse)) {
+		if code := s.loop.Ready(); code != 0 {
 			reply(fail(code))
 			return
 		}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/kbroker/kbroker/protocol/batch"
+	"github.com/kbroker/kbroker/coordinator/runtime"
 )
 
 // Record key and value versions Kafka 4 writes (TransactionLog): key 0,
@@ -96,12 +96,6 @@ func (m *txnMeta) sortedParts() []kmsg.TxnMetadataValueTopic {
 	return topics
 }
 
-// record is one key/value of __transaction_state; a nil value is a
-// tombstone.
-type record struct {
-	key, value []byte
-}
-
 func txnKey(id string) []byte {
 	k := kmsg.TxnMetadataKey{Version: keyVersion, TransactionalID: id}
 	return k.AppendTo(nil)
@@ -111,7 +105,7 @@ func txnKey(id string) []byte {
 // version 1, partitions null in state Empty. Unlike Kafka 4.0, it also
 // fills the tagged previous/next producer IDs (KIP-890 defines them and
 // Kafka reads them), so an epoch overflow in flight survives a failover.
-func metaRecord(id string, m *txnMeta) record {
+func metaRecord(id string, m *txnMeta) runtime.Record {
 	v := kmsg.NewTxnMetadataValue()
 	v.Version = valueVersion
 	v.ProducerID = m.producerID
@@ -126,10 +120,10 @@ func metaRecord(id string, m *txnMeta) record {
 	v.PreviousProducerID = m.prevProducerID
 	v.NextProducerID = m.nextProducerID
 	v.ClientTransactionVersion = m.clientTV
-	return record{key: txnKey(id), value: v.AppendTo(nil)}
+	return runtime.Record{Key: txnKey(id), Value: v.AppendTo(nil)}
 }
 
-func tombstone(id string) record { return record{key: txnKey(id)} }
+func tombstone(id string) runtime.Record { return runtime.Record{Key: txnKey(id)} }
 
 // decodeMeta reads a TxnMetadataValue of any version kmsg knows.
 func decodeMeta(value []byte) (*txnMeta, error) {
@@ -162,102 +156,31 @@ func decodeMeta(value []byte) (*txnMeta, error) {
 	return m, nil
 }
 
-// buildBatch encodes records as one uncompressed magic-2 batch (producer ID
-// -1) with base offset 0, which the log assigns, and a CRC-32C over
-// attributes to the end.
-func buildBatch(recs []record, ts int64) []byte {
-	var body []byte
-	for i, r := range recs {
-		rec := kmsg.Record{OffsetDelta: int32(i), Key: r.key, Value: r.value}
-		probe := rec.AppendTo(nil) // with Length 0 the length prefix is one byte
-		rec.Length = int32(len(probe) - 1)
-		body = rec.AppendTo(body)
-	}
-	rb := kmsg.RecordBatch{
-		PartitionLeaderEpoch: -1,
-		Magic:                2,
-		LastOffsetDelta:      int32(len(recs) - 1),
-		FirstTimestamp:       ts,
-		MaxTimestamp:         ts,
-		ProducerID:           -1,
-		ProducerEpoch:        -1,
-		FirstSequence:        -1,
-		NumRecords:           int32(len(recs)),
-		Records:              body,
-	}
-	b := rb.AppendTo(nil)
-	binary.BigEndian.PutUint32(b[8:], uint32(len(b)-batch.LengthOverhead))
-	binary.BigEndian.PutUint32(b[17:], batch.CRC(b))
-	return b
-}
-
-// decodedRecord is one record read back from the log.
-type decodedRecord struct {
-	offset     int64
-	key, value []byte
-}
-
-// decodeBatches splits concatenated batches read from the log, skipping
-// records below from (a read may start inside a batch) and control batches
-// (none are expected in this topic). It returns the offset after the last
-// complete batch; a trailing partial batch is left for the next read.
-func decodeBatches(b []byte, from int64) ([]decodedRecord, int64, error) {
-	var out []decodedRecord
-	next := from
-	for pos := 0; pos < len(b); {
-		h, err := batch.ParseHeader(b[pos:])
-		if err != nil {
-			return nil, 0, fmt.Errorf("%w: batch at byte %d: %w", ErrCorruptLog, pos, err)
-		}
-		size := h.TotalSize()
-		if size > len(b)-pos {
-			if pos == 0 {
-				return nil, 0, fmt.Errorf("%w: batch at offset %d claims %d bytes, read returned %d", ErrCorruptLog, h.BaseOffset, size, len(b))
-			}
-			break
-		}
-		one := b[pos : pos+size]
-		pos += size
-		if h.NextOffset() > next {
-			next = h.NextOffset()
-		}
-		if h.IsControl() {
-			continue
-		}
-		err = batch.ForEachRecord(one, func(r batch.Record) bool {
-			if r.Offset >= from {
-				out = append(out, decodedRecord{offset: r.Offset, key: r.Key, value: r.Value})
-			}
-			return true
-		})
-		if err != nil {
-			return nil, 0, fmt.Errorf("%w: %w", ErrCorruptLog, err)
-		}
-	}
-	return out, next, nil
-}
-
 // replay applies one record to the shard's durable state. It is the only
-// writer of s.txns, both at load and live.
-func (s *Shard) replay(key, value []byte) {
-	if len(key) < 2 {
+// writer of s.txns, both at load and live. Transaction markers, which
+// nothing writes to this topic, are ignored.
+func (s *Shard) replay(e runtime.Entry) {
+	if e.Marker {
+		return
+	}
+	if len(e.Key) < 2 {
 		s.logger.Debug("skipping __transaction_state record with a short key", "partition", s.partition)
 		return
 	}
-	if v := int16(binary.BigEndian.Uint16(key)); v != keyVersion {
+	if v := int16(binary.BigEndian.Uint16(e.Key)); v != keyVersion {
 		s.logger.Debug("skipping __transaction_state record of unknown key version", "partition", s.partition, "key_version", v)
 		return
 	}
 	var k kmsg.TxnMetadataKey
-	if err := k.ReadFrom(key); err != nil {
+	if err := k.ReadFrom(e.Key); err != nil {
 		s.logger.Debug("skipping undecodable transaction key", "partition", s.partition, "err", err)
 		return
 	}
-	if value == nil {
+	if e.Value == nil {
 		delete(s.txns, k.TransactionalID)
 		return
 	}
-	m, err := decodeMeta(value)
+	m, err := decodeMeta(e.Value)
 	if err != nil {
 		s.logger.Warn("skipping undecodable transaction metadata", "partition", s.partition, "transactional_id", k.TransactionalID, "err", err)
 		return

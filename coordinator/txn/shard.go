@@ -2,28 +2,20 @@ package txn
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sort"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kbroker/kbroker/coordinator/runtime"
 )
 
 // Log is the shard's __transaction_state partition, implemented by the
-// broker (the same contract as group.Log).
+// broker (the contract of runtime.Log, as for group.Log). A failed Append
+// fails the request: wrap a *kerr.Error to choose the code it answers,
+// mapped as Kafka maps storage errors.
 type Log interface {
-	// Append writes one record batch built by the coordinator (its base
-	// offset field is assigned by the log) and returns once the batch is
-	// committed (the high watermark passed it), or an error (then nothing
-	// may be assumed written; wrap a *kerr.Error to choose the code the
-	// request answers, mapped as Kafka maps storage errors).
-	Append(ctx context.Context, batch []byte) (baseOffset int64, err error)
-	// Read returns whole record batches (concatenated, as stored) from the
-	// batch containing offset, up to the high watermark, at most ~maxBytes
-	// (at least one batch). Empty when offset >= HW.
-	Read(offset int64, maxBytes int) ([]byte, error)
-	LogStartOffset() int64
+	runtime.Log
 }
 
 // ProducerIDAllocator hands out cluster-unique producer IDs (the broker's
@@ -62,36 +54,22 @@ type MarkerWriter interface {
 	WriteMarkers(ctx context.Context, markers []Marker) error
 }
 
-// loadReadBytes is how much Load asks the log for at a time.
-const loadReadBytes = 1 << 20
-
 // Shard coordinates the transactional IDs of one __transaction_state
-// partition. All its state is owned by one goroutine (run); see the package
-// doc.
+// partition. All its state is owned by one goroutine, its runtime.Loop; see
+// the package doc.
 type Shard struct {
 	partition        int32
 	coordinatorEpoch int32
-	log              Log
 	ids              ProducerIDAllocator
 	markers          MarkerWriter
 	cfg              Config
 	logger           *slog.Logger
-
-	ops      chan func()
-	quit     chan struct{} // closed by Close
-	done     chan struct{} // closed when run returns
-	stopOnce sync.Once
-	ctx      context.Context // cancelled by Close; bounds appends, allocations, markers
-	cancel   context.CancelFunc
-	bg       sync.WaitGroup // appends, allocations, marker writers
-	loaded   atomic.Bool
-	loading  atomic.Bool
-	hanging  atomic.Int64 // OngoingOverTimeout, refreshed by each timeout check
+	loop             *runtime.Loop
+	hanging          atomic.Int64 // OngoingOverTimeout, refreshed by each timeout check
 
 	// Owned by the loop goroutine.
 	txns        map[string]*txnMeta // durable: written only by replay
 	live        map[string]*liveTxn // ephemeral, per transactional ID
-	lastWrite   chan struct{}       // closed when the latest submitted append finished
 	abortTimer  *time.Timer
 	expiryTimer *time.Timer
 }
@@ -130,40 +108,27 @@ func NewShard(partition int32, coordinatorEpoch int32, log Log, ids ProducerIDAl
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	s := &Shard{
 		partition:        partition,
 		coordinatorEpoch: coordinatorEpoch,
-		log:              log,
 		ids:              ids,
 		markers:          markers,
 		cfg:              cfg.withDefaults(),
 		logger:           logger,
-		ops:              make(chan func(), 256),
-		quit:             make(chan struct{}),
-		done:             make(chan struct{}),
-		ctx:              ctx,
-		cancel:           cancel,
 		txns:             map[string]*txnMeta{},
 		live:             map[string]*liveTxn{},
 	}
-	go s.run()
+	s.loop = runtime.Start(runtime.Config{
+		Topic:     "__transaction_state",
+		Partition: partition,
+		Log:       log,
+		Replay:    s.replay,
+		Stop:      s.stopTimers,
+		Now:       s.cfg.Now,
+		Logger:    logger,
+		Errors:    runtime.Errors{Closed: ErrClosed, AlreadyLoaded: ErrAlreadyLoaded, CorruptLog: ErrCorruptLog},
+	})
 	return s
-}
-
-// run is the loop: it owns every transaction and runs submitted closures
-// one at a time.
-func (s *Shard) run() {
-	defer close(s.done)
-	for {
-		select {
-		case <-s.quit:
-			s.stopTimers()
-			return
-		case op := <-s.ops:
-			op()
-		}
-	}
 }
 
 func (s *Shard) stopTimers() {
@@ -186,18 +151,11 @@ func (s *Shard) stopTimers() {
 // Waiting and later requests answer NOT_COORDINATOR. It cancels and waits
 // for in-flight appends, allocations and marker writes; transactions left
 // in PrepareCommit/PrepareAbort are completed by the next leader's Load.
-func (s *Shard) Close() {
-	s.stopOnce.Do(func() {
-		s.cancel()
-		close(s.quit)
-	})
-	<-s.done
-	s.bg.Wait()
-}
+func (s *Shard) Close() { s.loop.Close() }
 
 // Loaded reports whether Load has completed (ListTransactions callers check
 // it to answer COORDINATOR_LOAD_IN_PROGRESS).
-func (s *Shard) Loaded() bool { return s.loaded.Load() }
+func (s *Shard) Loaded() bool { return s.loop.Loaded() }
 
 // OngoingOverTimeout is the number of transactions that, at the latest
 // timeout check, had been open (Ongoing, PrepareCommit or PrepareAbort)
@@ -205,52 +163,7 @@ func (s *Shard) Loaded() bool { return s.loaded.Load() }
 // are being aborted; a count that stays up means markers cannot be written.
 func (s *Shard) OngoingOverTimeout() int { return int(s.hanging.Load()) }
 
-// post hands fn to the loop; it is dropped once the shard stopped.
-func (s *Shard) post(fn func()) {
-	select {
-	case s.ops <- fn:
-	case <-s.done:
-	}
-}
-
-// after runs fn on the loop once d has passed.
-func (s *Shard) after(d time.Duration, fn func()) *time.Timer {
-	return time.AfterFunc(d, func() { s.post(fn) })
-}
-
 func (s *Shard) nowMs() int64 { return s.cfg.Now().UnixMilli() }
-
-// call runs fn on the loop and waits for the value it hands to reply (fn
-// may keep reply and call it later, once a write is committed). If the
-// shard stops first the caller gets fail(NOT_COORDINATOR); if ctx ends
-// first, fail(COORDINATOR_NOT_AVAILABLE); the work itself goes on.
-func call[T any](ctx context.Context, s *Shard, fail func(code int16) T, fn func(reply func(T))) T {
-	ch := make(chan T, 1)
-	op := func() {
-		var once sync.Once
-		fn(func(v T) { once.Do(func() { ch <- v }) })
-	}
-	select {
-	case s.ops <- op:
-	case <-s.done:
-		return fail(errNotCoordinator)
-	case <-ctx.Done():
-		return fail(errCoordinatorNotAvailable)
-	}
-	select {
-	case v := <-ch:
-		return v
-	case <-s.done:
-		select {
-		case v := <-ch:
-			return v
-		default:
-			return fail(errNotCoordinator)
-		}
-	case <-ctx.Done():
-		return fail(errCoordinatorNotAvailable)
-	}
-}
 
 // liveFor returns (creating) the ephemeral state of id.
 func (s *Shard) liveFor(id string) *liveTxn {
@@ -279,57 +192,31 @@ func (s *Shard) forget(id string) {
 // write appends recs as one batch and, once the log committed them,
 // replays them and calls then(0) on the loop; on failure then gets the
 // Kafka error code and nothing is replayed. The IDs are marked pending
-// meanwhile and their waiters are woken afterwards. Appends run on their
-// own goroutine, chained so batches reach the log (and are replayed) in
-// submission order.
-func (s *Shard) write(ids []string, recs []record, then func(code int16)) {
+// meanwhile and their waiters are woken afterwards. Appends are chained, so
+// batches reach the log (and are replayed) in submission order.
+func (s *Shard) write(ids []string, recs []runtime.Record, then func(code int16)) {
 	for _, id := range ids {
 		s.liveFor(id).pending = true
 	}
-	b := buildBatch(recs, s.nowMs())
-	prev := s.lastWrite
-	cur := make(chan struct{})
-	s.lastWrite = cur
-	s.bg.Add(1)
-	go func() {
-		defer s.bg.Done()
-		defer close(cur)
-		if prev != nil {
-			select {
-			case <-prev:
-			case <-s.ctx.Done():
-			}
+	s.loop.Append(recs, runtime.NoProducer, func(err error) {
+		for _, id := range ids {
+			s.liveFor(id).pending = false
 		}
-		err := s.ctx.Err()
+		code := errNone
 		if err != nil {
-			err = ErrClosed
-		} else if _, err = s.log.Append(s.ctx, b); err != nil && s.ctx.Err() != nil {
-			err = fmt.Errorf("%w: %w", ErrClosed, err)
+			code = appendErrorCode(err)
 		}
-		s.post(func() {
-			for _, id := range ids {
-				s.liveFor(id).pending = false
-			}
-			if err != nil {
-				s.logger.Warn("writing to __transaction_state failed", "partition", s.partition, "records", len(recs), "err", err)
-				then(appendErrorCode(err))
-			} else {
-				for _, r := range recs {
-					s.replay(r.key, r.value)
-				}
-				then(errNone)
-			}
-			for _, id := range ids {
-				s.wake(id)
-				s.forget(id)
-			}
-		})
-	}()
+		then(code)
+		for _, id := range ids {
+			s.wake(id)
+			s.forget(id)
+		}
+	})
 }
 
 // writeMeta writes the new state m of one transactional ID.
 func (s *Shard) writeMeta(id string, m *txnMeta, then func(code int16)) {
-	s.write([]string{id}, []record{metaRecord(id, m)}, then)
+	s.write([]string{id}, []runtime.Record{metaRecord(id, m)}, then)
 }
 
 // allocate asks the allocator for a producer ID off the loop, with id
@@ -337,11 +224,9 @@ func (s *Shard) writeMeta(id string, m *txnMeta, then func(code int16)) {
 func (s *Shard) allocate(id string, then func(pid int64, code int16)) {
 	l := s.liveFor(id)
 	l.pending = true
-	s.bg.Add(1)
-	go func() {
-		defer s.bg.Done()
-		pid, err := s.ids.Next(s.ctx)
-		s.post(func() {
+	s.loop.Go(func(ctx context.Context) {
+		pid, err := s.ids.Next(ctx)
+		s.loop.Post(func() {
 			l.pending = false
 			if err != nil {
 				s.logger.Warn("allocating a producer ID failed", "partition", s.partition, "transactional_id", id, "err", err)
@@ -352,7 +237,7 @@ func (s *Shard) allocate(id string, then func(pid int64, code int16)) {
 			}
 			then(pid, errNone)
 		})
-	}()
+	})
 }
 
 // Load replays the partition from its log start offset to its high
@@ -360,63 +245,13 @@ func (s *Shard) allocate(id string, then func(pid int64, code int16)) {
 // PrepareAbort get their markers (re)sent and are completed. Requests that
 // arrive meanwhile answer COORDINATOR_LOAD_IN_PROGRESS.
 func (s *Shard) Load(ctx context.Context) error {
-	if !s.loading.CompareAndSwap(false, true) {
-		return ErrAlreadyLoaded
-	}
-	off := s.log.LogStartOffset()
-	start := off
-	n := 0
-	for {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("load __transaction_state-%d: %w", s.partition, err)
-		}
-		b, err := s.log.Read(off, loadReadBytes)
-		if err != nil {
-			return fmt.Errorf("load __transaction_state-%d at offset %d: %w", s.partition, off, err)
-		}
-		if len(b) == 0 {
-			break
-		}
-		recs, next, err := decodeBatches(b, off)
-		if err != nil {
-			return fmt.Errorf("load __transaction_state-%d at offset %d: %w", s.partition, off, err)
-		}
-		if next <= off {
-			return fmt.Errorf("load __transaction_state-%d: %w: read at offset %d made no progress", s.partition, ErrCorruptLog, off)
-		}
-		if err := s.onLoop(ctx, func() {
-			for _, r := range recs {
-				s.replay(r.key, r.value)
-			}
-		}); err != nil {
-			return fmt.Errorf("load __transaction_state-%d: %w", s.partition, err)
-		}
-		n += len(recs)
-		off = next
-	}
-	if err := s.onLoop(ctx, s.finishLoad); err != nil {
-		return fmt.Errorf("load __transaction_state-%d: %w", s.partition, err)
+	st, err := s.loop.Load(ctx, s.finishLoad)
+	if err != nil {
+		return err
 	}
 	s.logger.Info("loaded transaction coordinator state", "partition", s.partition, "leader_epoch", s.coordinatorEpoch,
-		"from_offset", start, "to_offset", off, "records", n)
+		"from_offset", st.FromOffset, "to_offset", st.ToOffset, "records", st.Records)
 	return nil
-}
-
-// onLoop runs fn on the loop and waits for it.
-func (s *Shard) onLoop(ctx context.Context, fn func()) error {
-	err := call(ctx, s, func(code int16) error {
-		if code == errNotCoordinator {
-			return ErrClosed
-		}
-		return ctx.Err()
-	}, func(reply func(error)) {
-		fn()
-		reply(nil)
-	})
-	if err == nil && ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return err
 }
 
 // finishLoad starts serving: unfinished commits and aborts are completed
@@ -435,15 +270,6 @@ func (s *Shard) finishLoad() {
 			"state", s.txns[id].state.String())
 		s.startCompletion(id)
 	}
-	s.loaded.Store(true)
 	s.scheduleAbortCheck()
 	s.scheduleExpiry()
-}
-
-// ready is the error every request answers before the shard serves.
-func (s *Shard) ready() int16 {
-	if !s.loaded.Load() {
-		return errLoadInProgress
-	}
-	return errNone
 }

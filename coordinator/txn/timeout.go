@@ -1,11 +1,15 @@
 package txn
 
-import "sort"
+import (
+	"sort"
+
+	"github.com/kbroker/kbroker/coordinator/runtime"
+)
 
 // scheduleAbortCheck runs the timed-out transaction check every
 // transaction.abort.timed.out.transaction.cleanup.interval.ms.
 func (s *Shard) scheduleAbortCheck() {
-	s.abortTimer = s.after(s.cfg.AbortTimedOutInterval, func() {
+	s.abortTimer = s.loop.After(s.cfg.AbortTimedOutInterval, func() {
 		s.abortTimedOut()
 		s.scheduleAbortCheck()
 	})
@@ -51,7 +55,7 @@ func (s *Shard) abortTimedOut() {
 // scheduleExpiry runs the transactional ID expiry every
 // transaction.remove.expired.transaction.cleanup.interval.ms.
 func (s *Shard) scheduleExpiry() {
-	s.expiryTimer = s.after(s.cfg.RemoveExpiredInterval, func() {
+	s.expiryTimer = s.loop.After(s.cfg.RemoveExpiredInterval, func() {
 		s.expireIDs()
 		s.scheduleExpiry()
 	})
@@ -74,7 +78,7 @@ func (s *Shard) expireIDs() {
 		return
 	}
 	sort.Strings(ids)
-	recs := make([]record, len(ids))
+	recs := make([]runtime.Record, len(ids))
 	for i, id := range ids {
 		recs[i] = tombstone(id)
 	}

@@ -3,43 +3,17 @@ package txn
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-)
 
-func TestPartitionFor(t *testing.T) {
-	cases := []struct {
-		id   string
-		n    int32
-		want int32
-	}{
-		{"hello", 50, 99162322 % 50},  // Java "hello".hashCode() = 99162322
-		{"polygenelubricants", 50, 0}, // hashCode() = Integer.MIN_VALUE: Utils.abs gives 0
-		{"", 50, 0},
-		{"x", 0, 0},
-	}
-	for _, c := range cases {
-		if got := PartitionFor(c.id, c.n); got != c.want {
-			t.Errorf("PartitionFor(%q, %d) = %d, want %d", c.id, c.n, got, c.want)
-		}
-	}
-	// A negative hash is negated (Utils.abs), not masked with 0x7fffffff.
-	neg := "zzzzzzzz" // its Java hashCode overflows to a negative value
-	var h int32
-	for _, r := range neg {
-		h = 31*h + r
-	}
-	if h >= 0 {
-		t.Fatalf("test string should hash negative, got %d", h)
-	}
-	if got, want := PartitionFor(neg, 50), (-h)%50; got != want {
-		t.Fatalf("negative hash: got %d, want %d", got, want)
-	}
-}
+	"github.com/kbroker/kbroker/coordinator/runtime"
+	"github.com/kbroker/kbroker/coordinator/runtime/runtimetest"
+)
 
 func TestInvalidTransactionTimeout(t *testing.T) {
 	e := newEnv(t, testConfig(nil))
@@ -69,7 +43,7 @@ func TestCommitWritesMarkersAndCompletes(t *testing.T) {
 	aor := kmsg.NewPtrAddOffsetsToTxnRequest()
 	aor.Version = 3
 	aor.TransactionalID, aor.ProducerID, aor.ProducerEpoch, aor.Group = "app", pid, epoch, "g"
-	wantCode(t, "add offsets", e.s.AddOffsetsToTxn(tctx(t), aor, 7).ErrorCode, nil)
+	wantCode(t, "add offsets", e.s.AddOffsetsToTxn(runtimetest.Context(t), aor, 7).ErrorCode, nil)
 
 	d := describe(t, e.s, "app")
 	if d.State != "Ongoing" || len(d.Topics) != 2 || d.Topics[0].Topic != GroupOffsetsTopic || d.Topics[1].Topic != "out" ||
@@ -97,8 +71,8 @@ func TestCommitWritesMarkersAndCompletes(t *testing.T) {
 			t.Fatalf("marker %d: %+v, want %+v", i, got[i], want[i])
 		}
 	}
-	states := e.log.states(t, "app")
-	if !equalStrings(states, []string{"Empty", "Ongoing", "Ongoing", "PrepareCommit", "CompleteCommit"}) {
+	states := logStates(t, e.log, "app")
+	if !slices.Equal(states, []string{"Empty", "Ongoing", "Ongoing", "PrepareCommit", "CompleteCommit"}) {
 		t.Fatalf("log states %v", states)
 	}
 	if d := describe(t, e.s, "app"); len(d.Topics) != 0 || d.ProducerEpoch != epoch {
@@ -153,7 +127,7 @@ func TestZombieFencing(t *testing.T) {
 	aor := kmsg.NewPtrAddOffsetsToTxnRequest()
 	aor.Version = 1
 	aor.TransactionalID, aor.ProducerID, aor.ProducerEpoch, aor.Group = "zombie", pid, epoch, "g"
-	wantCode(t, "zombie add offsets v1", e.s.AddOffsetsToTxn(tctx(t), aor, 0).ErrorCode, kerr.InvalidProducerEpoch)
+	wantCode(t, "zombie add offsets v1", e.s.AddOffsetsToTxn(runtimetest.Context(t), aor, 0).ErrorCode, kerr.InvalidProducerEpoch)
 	// KIP-360: the zombie presenting its old epoch is fenced.
 	wantCode(t, "zombie init v4", initPID(t, e.s, 4, "zombie", 60000, pid, epoch).ErrorCode, kerr.ProducerFenced)
 	wantCode(t, "zombie init v3", initPID(t, e.s, 3, "zombie", 60000, pid, epoch).ErrorCode, kerr.InvalidProducerEpoch)
@@ -185,13 +159,13 @@ func TestKIP360EpochBumpAndRetry(t *testing.T) {
 }
 
 func TestEpochExhaustion(t *testing.T) {
-	e := &env{log: &memLog{}, ids: &counter{}, markers: &fakeMarkers{}}
+	e := &env{log: &runtimetest.Log{}, ids: &counter{}, markers: &fakeMarkers{}}
 	old := &txnMeta{producerID: 77, prevProducerID: -1, nextProducerID: -1, epoch: maxEpoch - 1, timeoutMs: 60000,
 		state: stateCompleteCommit, parts: map[topicPartition]struct{}{}, startMs: 5, updateMs: 5}
-	e.log.appendMeta(t, "x", old)
+	appendMeta(t, e.log, "x", old)
 	tv2 := old.clone()
 	tv2.producerID = 88
-	e.log.appendMeta(t, "y", tv2)
+	appendMeta(t, e.log, "y", tv2)
 	e.s = e.start(t, 1, testConfig(nil))
 
 	// InitProducerId at an exhausted epoch moves to a new producer ID.
@@ -209,7 +183,7 @@ func TestEpochExhaustion(t *testing.T) {
 
 	// TV2: the commit bumps to MaxInt16 for the markers, and the producer
 	// continues with a new ID at epoch 0.
-	wantCode(t, "produce add", e.s.AddPartitionsForProduce(tctx(t), "y", 88, maxEpoch-1, map[string][]int32{"t": {0}}), nil)
+	wantCode(t, "produce add", e.s.AddPartitionsForProduce(runtimetest.Context(t), "y", 88, maxEpoch-1, map[string][]int32{"t": {0}}), nil)
 	end := endTxn(t, e.s, 5, "y", 88, maxEpoch-1, true)
 	wantCode(t, "commit at exhausted epoch", end.ErrorCode, nil)
 	if end.ProducerID != 1001 || end.ProducerEpoch != 0 {
@@ -228,14 +202,14 @@ func TestEpochExhaustion(t *testing.T) {
 	if retry.ProducerID != 1001 || retry.ProducerEpoch != 0 {
 		t.Fatalf("retry across overflow answered %d/%d", retry.ProducerID, retry.ProducerEpoch)
 	}
-	wantCode(t, "new id works", e.s.AddPartitionsForProduce(tctx(t), "y", 1001, 0, map[string][]int32{"t": {0}}), nil)
+	wantCode(t, "new id works", e.s.AddPartitionsForProduce(runtimetest.Context(t), "y", 1001, 0, map[string][]int32{"t": {0}}), nil)
 }
 
 func TestTransactionsV2EndTxnBumpsEpoch(t *testing.T) {
 	e := newEnv(t, testConfig(nil))
 	pid, epoch := mustInit(t, e.s, "v2")
 	parts := map[string][]int32{"t": {0, 1}}
-	wantCode(t, "implicit add", e.s.AddPartitionsForProduce(tctx(t), "v2", pid, epoch, parts), nil)
+	wantCode(t, "implicit add", e.s.AddPartitionsForProduce(runtimetest.Context(t), "v2", pid, epoch, parts), nil)
 	end := endTxn(t, e.s, 5, "v2", pid, epoch, true)
 	wantCode(t, "commit", end.ErrorCode, nil)
 	if end.ProducerID != pid || end.ProducerEpoch != epoch+1 {
@@ -248,7 +222,7 @@ func TestTransactionsV2EndTxnBumpsEpoch(t *testing.T) {
 		}
 	}
 	// A late produce of the old epoch is fenced (KAFKA-17754).
-	wantCode(t, "late produce", e.s.AddPartitionsForProduce(tctx(t), "v2", pid, epoch, parts), kerr.ProducerFenced)
+	wantCode(t, "late produce", e.s.AddPartitionsForProduce(runtimetest.Context(t), "v2", pid, epoch, parts), kerr.ProducerFenced)
 	// Retries of the finished commit, one epoch behind.
 	retry := endTxn(t, e.s, 5, "v2", pid, epoch, true)
 	wantCode(t, "retried commit", retry.ErrorCode, nil)
@@ -258,7 +232,7 @@ func TestTransactionsV2EndTxnBumpsEpoch(t *testing.T) {
 	wantCode(t, "retried as abort", endTxn(t, e.s, 5, "v2", pid, epoch, false).ErrorCode, kerr.InvalidTxnState)
 
 	// Next transaction, aborted: the epoch moves again.
-	wantCode(t, "add 2", e.s.AddPartitionsForProduce(tctx(t), "v2", pid, epoch+1, parts), nil)
+	wantCode(t, "add 2", e.s.AddPartitionsForProduce(runtimetest.Context(t), "v2", pid, epoch+1, parts), nil)
 	end = endTxn(t, e.s, 5, "v2", pid, epoch+1, false)
 	wantCode(t, "abort", end.ErrorCode, nil)
 	if end.ProducerEpoch != epoch+2 {
@@ -311,7 +285,7 @@ func TestTimedOutTransactionIsAborted(t *testing.T) {
 		t.Fatalf("abort epoch %d, want %d", d.ProducerEpoch, epoch+1)
 	}
 	// Markers cannot be written: the transaction hangs and is counted.
-	waitFor(t, "hanging gauge", func() bool { return e.s.OngoingOverTimeout() == 1 })
+	runtimetest.WaitFor(t, "hanging gauge", func() bool { return e.s.OngoingOverTimeout() == 1 })
 	wantCode(t, "producer during abort", addParts(t, e.s, 3, "slow", pid, epoch, "t", 3), kerr.ProducerFenced)
 	e.markers.blocked.Store(false)
 	waitState(t, e.s, "slow", "CompleteAbort")
@@ -319,7 +293,7 @@ func TestTimedOutTransactionIsAborted(t *testing.T) {
 	if len(ms) != 1 || ms[0].Commit || ms[0].ProducerEpoch != epoch+1 || ms[0].Topic != "t" || ms[0].Partition != 3 {
 		t.Fatalf("timeout abort markers %+v", ms)
 	}
-	waitFor(t, "hanging gauge clears", func() bool { return e.s.OngoingOverTimeout() == 0 })
+	runtimetest.WaitFor(t, "hanging gauge clears", func() bool { return e.s.OngoingOverTimeout() == 0 })
 	wantCode(t, "producer after abort", endTxn(t, e.s, 4, "slow", pid, epoch, true).ErrorCode, kerr.ProducerFenced)
 	select {
 	case id := <-abortedCh:
@@ -334,11 +308,11 @@ func TestReloadMidPrepareCommitResendsMarkers(t *testing.T) {
 	wantCode(t, "add", addParts(t, e.s, 3, "crash", pid, epoch, "t", 0, 1), nil)
 	e.markers.setFail(kerr.NotLeaderForPartition)
 	wantCode(t, "commit", endTxn(t, e.s, 3, "crash", pid, epoch, true).ErrorCode, nil)
-	waitFor(t, "marker attempts", func() bool { return e.markers.attempts() >= 2 })
+	runtimetest.WaitFor(t, "marker attempts", func() bool { return e.markers.attempts() >= 2 })
 	wantCode(t, "init while committing", initPID(t, e.s, 4, "crash", 60000, -1, -1).ErrorCode, kerr.ConcurrentTransactions)
 	wantCode(t, "commit retry while committing", endTxn(t, e.s, 3, "crash", pid, epoch, true).ErrorCode, kerr.ConcurrentTransactions)
 	e.s.Close()
-	if st := e.log.states(t, "crash"); st[len(st)-1] != "PrepareCommit" {
+	if st := logStates(t, e.log, "crash"); st[len(st)-1] != "PrepareCommit" {
 		t.Fatalf("log ends with %v", st)
 	}
 	wantCode(t, "closed shard", endTxn(t, e.s, 3, "crash", pid, epoch, true).ErrorCode, kerr.NotCoordinator)
@@ -364,7 +338,7 @@ func TestFencedCoordinatorStopsMarkers(t *testing.T) {
 	wantCode(t, "add", addParts(t, e.s, 3, "f", pid, epoch, "t", 0), nil)
 	e.markers.setFail(kerr.TransactionCoordinatorFenced)
 	wantCode(t, "commit", endTxn(t, e.s, 3, "f", pid, epoch, true).ErrorCode, nil)
-	waitFor(t, "attempt", func() bool { return e.markers.attempts() >= 1 })
+	runtimetest.WaitFor(t, "attempt", func() bool { return e.markers.attempts() >= 1 })
 	time.Sleep(30 * time.Millisecond) // several backoffs: no further attempts may happen
 	if n := e.markers.attempts(); n != 1 {
 		t.Fatalf("fenced coordinator kept writing markers: %d attempts", n)
@@ -387,7 +361,7 @@ func TestVerifyOnly(t *testing.T) {
 		tt.Topic, tt.Partitions = "t", []int32{0, 1}
 		tr.Topics = []kmsg.AddPartitionsToTxnRequestTransactionTopic{tt}
 		req.Transactions = []kmsg.AddPartitionsToTxnRequestTransaction{tr}
-		resp := e.s.AddPartitionsToTxn(tctx(t), req)
+		resp := e.s.AddPartitionsToTxn(runtimetest.Context(t), req)
 		out := map[int32]int16{}
 		for _, p := range resp.Transactions[0].Topics[0].Partitions {
 			out[p.Partition] = p.ErrorCode
@@ -412,7 +386,7 @@ func TestProduceAddWaitsForCompletion(t *testing.T) {
 	cfg.ConcurrentTransactionsWait = 10 * time.Second
 	e := newEnv(t, cfg)
 	pid, epoch := mustInit(t, e.s, "w")
-	wantCode(t, "add", e.s.AddPartitionsForProduce(tctx(t), "w", pid, epoch, map[string][]int32{"t": {0}}), nil)
+	wantCode(t, "add", e.s.AddPartitionsForProduce(runtimetest.Context(t), "w", pid, epoch, map[string][]int32{"t": {0}}), nil)
 	e.markers.blocked.Store(true)
 	end := endTxn(t, e.s, 5, "w", pid, epoch, true)
 	wantCode(t, "commit", end.ErrorCode, nil)
@@ -422,10 +396,10 @@ func TestProduceAddWaitsForCompletion(t *testing.T) {
 	go func() {
 		res <- e.s.AddPartitionsForProduce(context.Background(), "w", pid, end.ProducerEpoch, map[string][]int32{"t": {1}})
 	}()
-	waitFor(t, "marker attempts", func() bool { return e.markers.attempts() >= 2 })
+	runtimetest.WaitFor(t, "marker attempts", func() bool { return e.markers.attempts() >= 2 })
 	select {
 	case c := <-res:
-		t.Fatalf("produce add answered %s while markers were pending", errName(c))
+		t.Fatalf("produce add answered %s while markers were pending", runtimetest.ErrName(c))
 	default:
 	}
 	e.markers.blocked.Store(false)
@@ -467,7 +441,7 @@ func TestDescribeAndListTransactions(t *testing.T) {
 		req.DurationFilterMillis = -1
 		mod(req)
 		var ids []string
-		for _, s := range e.s.ListTransactions(tctx(t), req) {
+		for _, s := range e.s.ListTransactions(runtimetest.Context(t), req) {
 			ids = append(ids, s.TransactionalID)
 		}
 		return ids
@@ -494,11 +468,11 @@ func TestDescribeAndListTransactions(t *testing.T) {
 		{"bad pattern", func(r *kmsg.ListTransactionsRequest) { p := "("; r.TransactionalIDPattern = &p }, nil},
 	}
 	for _, tc := range cases {
-		if got := list(tc.mod); !equalStrings(got, tc.want) {
+		if got := list(tc.mod); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	if u := UnknownStateFilters([]string{"Ongoing", "Bogus", "ongoing"}); !equalStrings(u, []string{"Bogus", "ongoing"}) {
+	if u := UnknownStateFilters([]string{"Ongoing", "Bogus", "ongoing"}); !slices.Equal(u, []string{"Bogus", "ongoing"}) {
 		t.Fatalf("unknown filters %v", u)
 	}
 }
@@ -513,8 +487,8 @@ func TestTransactionalIDExpiry(t *testing.T) {
 	pid, epoch := mustInit(t, e.s, "open")
 	wantCode(t, "add", addParts(t, e.s, 3, "open", pid, epoch, "t", 0), nil)
 	c.advance(2 * time.Hour)
-	waitFor(t, "expiry", func() bool { return describe(t, e.s, "old").ErrorCode == kerr.TransactionalIDNotFound.Code })
-	if st := e.log.states(t, "old"); st[len(st)-1] != "tombstone" {
+	runtimetest.WaitFor(t, "expiry", func() bool { return describe(t, e.s, "old").ErrorCode == kerr.TransactionalIDNotFound.Code })
+	if st := logStates(t, e.log, "old"); st[len(st)-1] != "tombstone" {
 		t.Fatalf("log states %v", st)
 	}
 	// An open transaction is never expired (the timeout check aborts it).
@@ -534,12 +508,12 @@ func TestTransactionalIDExpiry(t *testing.T) {
 func TestAppendFailureChangesNothing(t *testing.T) {
 	e := newEnv(t, testConfig(nil))
 	pid, epoch := mustInit(t, e.s, "f")
-	e.log.setFail(kerr.NotLeaderForPartition)
+	e.log.SetFail(kerr.NotLeaderForPartition)
 	wantCode(t, "add, not leader", addParts(t, e.s, 3, "f", pid, epoch, "t", 0), kerr.NotCoordinator)
-	e.log.setFail(errors.New("disk on fire"))
+	e.log.SetFail(errors.New("disk on fire"))
 	wantCode(t, "add, other error", addParts(t, e.s, 3, "f", pid, epoch, "t", 0), kerr.CoordinatorNotAvailable)
 	wantCode(t, "init, other error", initPID(t, e.s, 4, "f", 1000, -1, -1).ErrorCode, kerr.CoordinatorNotAvailable)
-	e.log.setFail(nil)
+	e.log.SetFail(nil)
 	if d := describe(t, e.s, "f"); d.State != "Empty" || d.ProducerEpoch != epoch {
 		t.Fatalf("failed writes changed state: %+v", d)
 	}
@@ -550,7 +524,7 @@ func TestAppendFailureChangesNothing(t *testing.T) {
 }
 
 func TestNotLoadedAndReplayTolerance(t *testing.T) {
-	l := &memLog{}
+	l := &runtimetest.Log{}
 	// A value v0 record as Kafka < 4 wrote it, a record with an unknown key
 	// version, and a short key.
 	v0 := kmsg.NewTxnMetadataValue()
@@ -558,12 +532,12 @@ func TestNotLoadedAndReplayTolerance(t *testing.T) {
 	v0.ProducerID, v0.ProducerEpoch, v0.TimeoutMillis, v0.State = 9, 3, 30000, stateOngoing
 	v0.Topics = []kmsg.TxnMetadataValueTopic{{Topic: "t", Partitions: []int32{4}}}
 	v0.StartTimestamp, v0.LastUpdateTimestamp = 10, 10
-	recs := []record{
-		{key: []byte{0, 9, 1, 2}, value: []byte{1}},
-		{key: []byte{0}, value: []byte{1}},
-		{key: txnKey("legacy"), value: v0.AppendTo(nil)},
+	recs := []runtime.Record{
+		{Key: []byte{0, 9, 1, 2}, Value: []byte{1}},
+		{Key: []byte{0}, Value: []byte{1}},
+		{Key: txnKey("legacy"), Value: v0.AppendTo(nil)},
 	}
-	if _, err := l.Append(context.Background(), buildBatch(recs, 1)); err != nil {
+	if _, err := l.Append(context.Background(), runtime.BuildBatch(recs, 1, runtime.NoProducer)); err != nil {
 		t.Fatal(err)
 	}
 	e := &env{log: l, ids: &counter{}, markers: &fakeMarkers{}}
@@ -571,10 +545,10 @@ func TestNotLoadedAndReplayTolerance(t *testing.T) {
 	t.Cleanup(s.Close)
 	wantCode(t, "before load", describe(t, s, "legacy").ErrorCode, kerr.CoordinatorLoadInProgress)
 	wantCode(t, "before load init", initPID(t, s, 4, "legacy", 1000, -1, -1).ErrorCode, kerr.CoordinatorLoadInProgress)
-	if err := s.Load(tctx(t)); err != nil {
+	if err := s.Load(runtimetest.Context(t)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Load(tctx(t)); !errors.Is(err, ErrAlreadyLoaded) {
+	if err := s.Load(runtimetest.Context(t)); !errors.Is(err, ErrAlreadyLoaded) {
 		t.Fatalf("second load: %v", err)
 	}
 	d := describe(t, s, "legacy")
