@@ -61,6 +61,8 @@ type Broker struct {
 	producerIDs     *producerIDAllocator
 	metrics         *metrics
 	badInputLimiter *rate.Limiter
+	// largeFrames recycles large request buffers across connections.
+	largeFrames framePool
 
 	listeners []net.Listener
 	endpoints []etcd.Endpoint

@@ -123,7 +123,7 @@ func (c *conn) readLoop() {
 	maxFrame := int32(c.b.cfg.SocketRequestMaxBytes)
 	var buf []byte
 	for {
-		body, err := protocol.ReadFrame(r, maxFrame, buf)
+		body, err := protocol.ReadFrameWith(r, maxFrame, buf, c.b.largeFrames.get)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				c.warnBadInput("closing connection: unreadable frame", err)
@@ -134,7 +134,8 @@ func (c *conn) readLoop() {
 		// Keep the read buffer for the next request unless one huge request
 		// grew it: idle connections must not pin large buffers.
 		buf = body[:0]
-		if cap(buf) > maxRetainedReadBuffer {
+		large := cap(buf) > maxRetainedReadBuffer
+		if large {
 			buf = nil
 		}
 		hdr, req, err := protocol.DecodeRequest(body, acceptsVersion)
@@ -153,6 +154,12 @@ func (c *conn) readLoop() {
 		start := time.Now()
 		rep, err := lookupAPI(hdr.Key).handle(c, info, req)
 		c.b.metrics.requestSeconds.WithLabelValues(kmsg.NameForKey(hdr.Key)).Observe(time.Since(start).Seconds())
+		if large && hdr.Key == int16(kmsg.Produce) {
+			// Produce appends its records before the handler returns and
+			// keeps no slice of the request, so the buffer can serve the
+			// next large frame (big produce requests are the common case).
+			c.b.largeFrames.put(body)
+		}
 		if err != nil {
 			c.warnBadInput("closing connection: request refused", err, "api", kmsg.NameForKey(hdr.Key), "api_version", hdr.Version, "client_id", hdr.ClientID)
 			c.close()

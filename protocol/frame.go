@@ -41,6 +41,13 @@ var (
 // large enough; the returned slice aliases it. A size above max is refused
 // before any allocation so a lying length costs nothing.
 func ReadFrame(r io.Reader, max int32, buf []byte) ([]byte, error) {
+	return ReadFrameWith(r, max, buf, nil)
+}
+
+// ReadFrameWith is ReadFrame with alloc (when not nil) supplying the body
+// buffer when buf is too small: it must return a slice of at least size
+// capacity, whose contents are overwritten.
+func ReadFrameWith(r io.Reader, max int32, buf []byte, alloc func(size int) []byte) ([]byte, error) {
 	var sizeBuf [4]byte
 	if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
 		return buf, err
@@ -53,7 +60,11 @@ func ReadFrame(r io.Reader, max int32, buf []byte) ([]byte, error) {
 		return buf, fmt.Errorf("%w: %d > %d", ErrFrameTooLarge, size, max)
 	}
 	if cap(buf) < int(size) {
-		buf = make([]byte, size)
+		if alloc != nil {
+			buf = alloc(int(size))
+		} else {
+			buf = make([]byte, size)
+		}
 	}
 	buf = buf[:size]
 	if _, err := io.ReadFull(r, buf); err != nil {

@@ -1,0 +1,29 @@
+package broker
+
+import "testing"
+
+func TestFramePool(t *testing.T) {
+	var p framePool
+	small := p.get(4096)
+	if len(small) != 4096 || cap(small) != 4096 {
+		t.Fatalf("small frame: len %d cap %d, want an exact 4096", len(small), cap(small))
+	}
+	big := p.get(3 << 20)
+	if len(big) != 3<<20 || cap(big) != 4<<20 {
+		t.Fatalf("3 MiB frame: len %d cap %d, want len 3 MiB in the 4 MiB class", len(big), cap(big))
+	}
+	big[0] = 42
+	p.put(big)
+	again := p.get(4 << 20)
+	if cap(again) != 4<<20 {
+		t.Fatalf("4 MiB frame: cap %d, want 4 MiB", cap(again))
+	}
+	p.put(make([]byte, 5<<20)) // not a class size: dropped, not pooled
+	if b := p.get(5 << 20); cap(b) != 8<<20 {
+		t.Fatalf("5 MiB frame: cap %d, want the 8 MiB class", cap(b))
+	}
+	huge := p.get(300 << 20)
+	if cap(huge) != 300<<20 {
+		t.Fatalf("300 MiB frame: cap %d, want exact (unpooled)", cap(huge))
+	}
+}
