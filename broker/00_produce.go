@@ -74,10 +74,10 @@ func handleProduce(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
 			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
 			if reqErr != nil {
 				sp.ErrorCode = reqErr.Code
-			} else if code := c.addToTransaction(r, name, rp); code != 0 {
+			} else if code, verified := c.checkTransaction(r, name, rp); code != 0 {
 				sp.ErrorCode = code
 			} else {
-				p, res, err := c.produceTo(name, rp.Partition, rp.Records, r.Acks == -1)
+				p, res, err := c.produceTo(name, rp.Partition, rp.Records, r.Acks == -1, verified)
 				if err != nil {
 					sp.ErrorCode = produceErrorCode(c, name, rp.Partition, err, r.Version)
 				} else {
@@ -132,34 +132,87 @@ func handleProduce(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
 	}), nil
 }
 
-// addToTransaction implements transactions v2 (KIP-890 part 2): a
-// transactional batch sent with Produce v12+ adds its partition to the
-// producer's transaction itself, through the transaction coordinator. It
-// returns the partition's error code, 0 to go on with the append.
+// verifiedAppend carries a transaction verification (KIP-890 part 1) from
+// the coordinator's answer to the append.
+type verifiedAppend struct {
+	p          *replica.Partition
+	producerID int64
+	guard      *replica.VerificationGuard
+}
+
+// checkTransaction settles a transactional batch's partition with the
+// transaction coordinator before it is appended, and returns the
+// partition's error code, 0 to go on with the append:
 //
-// Retriable coordinator errors become NOT_ENOUGH_REPLICAS, as Kafka does,
-// so the producer retries the batch rather than aborting.
-func (c *conn) addToTransaction(r *kmsg.ProduceRequest, topic string, rp kmsg.ProduceRequestTopicPartition) int16 {
-	if r.Version < 12 || r.TransactionID == nil || topic == "" {
-		return 0
+//   - transactions v2 (KIP-890 part 2, Produce v12+): the batch adds its
+//     partition to the producer's transaction itself;
+//   - transactions v1 (older Produce versions), when
+//     transaction.partition.verification.enable: the producer's first
+//     batch on this partition is appended only if the coordinator confirms
+//     the partition is in the transaction (KIP-890 part 1); the returned
+//     verifiedAppend must reach produceTo.
+//
+// Errors map as Kafka's AddPartitionsToTxnManager and ReplicaManager map
+// them: PRODUCER_FENCED becomes INVALID_PRODUCER_EPOCH (what producers
+// expect from a produce); TRANSACTION_ABORTABLE becomes INVALID_TXN_STATE
+// before Produce v11, which introduced it; retriable coordinator errors
+// become NOT_ENOUGH_REPLICAS, so the producer retries the batch rather than
+// aborting.
+func (c *conn) checkTransaction(r *kmsg.ProduceRequest, topic string, rp kmsg.ProduceRequestTopicPartition) (int16, *verifiedAppend) {
+	if r.TransactionID == nil || topic == "" {
+		return 0, nil
 	}
 	h, err := batch.ParseHeader(rp.Records)
 	if err != nil || !h.IsTransactional() {
-		return 0 // validation of the append answers for a bad batch
+		return 0, nil // validation of the append answers for a bad batch
 	}
+	parts := map[string][]int32{topic: {rp.Partition}}
 	ctx, cancel := c.requestContext()
 	defer cancel()
-	code := c.b.addToTransaction(ctx, *r.TransactionID, h.ProducerID, h.ProducerEpoch, map[string][]int32{topic: {rp.Partition}})
+	if r.Version >= 12 {
+		return transactionCheckCode(c.b.addToTransaction(ctx, *r.TransactionID, h.ProducerID, h.ProducerEpoch, parts), r.Version), nil
+	}
+	if !c.b.cfg.TransactionPartitionVerificationEnable {
+		return 0, nil
+	}
+	p, err := c.b.partitions.leaderFor(topic, rp.Partition)
+	if err != nil {
+		return 0, nil // the append answers NOT_LEADER_OR_FOLLOWER and the like
+	}
+	guard := p.StartVerification(h.ProducerID)
+	if guard == nil {
+		return 0, nil // a transaction is open here: the partition was verified
+	}
+	code := transactionCheckCode(c.b.verifyInTransaction(ctx, *r.TransactionID, h.ProducerID, h.ProducerEpoch, parts), r.Version)
+	if code != 0 {
+		p.EndVerification(h.ProducerID, guard)
+		return code, nil
+	}
+	return 0, &verifiedAppend{p: p, producerID: h.ProducerID, guard: guard}
+}
+
+func transactionCheckCode(code int16, produceVersion int16) int16 {
 	switch code {
-	case kerr.CoordinatorNotAvailable.Code, kerr.NotCoordinator.Code, kerr.CoordinatorLoadInProgress.Code, kerr.ConcurrentTransactions.Code:
+	case kerr.ProducerFenced.Code:
+		return kerr.InvalidProducerEpoch.Code
+	case kerr.TransactionAbortable.Code:
+		if produceVersion < 11 {
+			return kerr.InvalidTxnState.Code
+		}
+	case kerr.CoordinatorNotAvailable.Code, kerr.NotCoordinator.Code, kerr.CoordinatorLoadInProgress.Code,
+		kerr.ConcurrentTransactions.Code, kerr.NetworkException.Code:
 		return kerr.NotEnoughReplicas.Code
 	}
 	return code
 }
 
-// produceTo appends one partition's records. With acks=all the ISR must
-// meet min.insync.replicas first (NOT_ENOUGH_REPLICAS), as in Kafka.
-func (c *conn) produceTo(topic string, partition int32, records []byte, acksAll bool) (*replica.Partition, replica.AppendResult, error) {
+// produceTo appends one partition's records, under a transaction
+// verification when verified is set. With acks=all the ISR must meet
+// min.insync.replicas first (NOT_ENOUGH_REPLICAS), as in Kafka.
+func (c *conn) produceTo(topic string, partition int32, records []byte, acksAll bool, verified *verifiedAppend) (*replica.Partition, replica.AppendResult, error) {
+	if verified != nil {
+		defer verified.p.EndVerification(verified.producerID, verified.guard)
+	}
 	if topic == "" {
 		return nil, replica.AppendResult{}, errUnknownPartition
 	}
@@ -174,7 +227,16 @@ func (c *conn) produceTo(topic string, partition int32, records []byte, acksAll 
 		// Cut off from etcd: another broker may lead this partition soon.
 		return nil, replica.AppendResult{}, kerr.NotLeaderForPartition
 	}
-	res, err := p.AppendAsLeader(records)
+	var res replica.AppendResult
+	if verified != nil && verified.p == p {
+		res, err = p.AppendVerified(records, verified.guard)
+	} else if verified != nil {
+		// Leadership moved between the check and the append: the guard
+		// belongs to another incarnation of the partition.
+		err = kerr.NotLeaderForPartition
+	} else {
+		res, err = p.AppendAsLeader(records)
+	}
 	if err == nil {
 		c.b.metrics.bytesIn.Add(float64(len(records)))
 	}

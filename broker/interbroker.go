@@ -79,16 +79,17 @@ func (ib *interBroker) writeMarkersRemote(ctx context.Context, leader int32, mar
 }
 
 // addPartitionsRemote asks a transaction coordinator on another broker to
-// add partitions to a transactions-v2 transaction (AddPartitionsToTxn v5,
-// not verify-only), as a partition leader does in Kafka.
-func (ib *interBroker) addPartitionsRemote(ctx context.Context, coordinator int32, txnID string, pid int64, epoch int16, parts map[string][]int32) int16 {
+// add partitions to a transactions-v2 transaction (AddPartitionsToTxn v5),
+// or with verifyOnly whether they are in the transaction (KIP-890 part 1),
+// as a partition leader does in Kafka.
+func (ib *interBroker) addPartitionsRemote(ctx context.Context, coordinator int32, txnID string, pid int64, epoch int16, parts map[string][]int32, verifyOnly bool) int16 {
 	cl, err := ib.client()
 	if err != nil {
 		return kerr.CoordinatorNotAvailable.Code
 	}
 	req := kmsg.NewPtrAddPartitionsToTxnRequest()
 	tx := kmsg.NewAddPartitionsToTxnRequestTransaction()
-	tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch = txnID, pid, epoch
+	tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tx.VerifyOnly = txnID, pid, epoch, verifyOnly
 	for topic, ps := range parts {
 		t := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
 		t.Topic, t.Partitions = topic, ps
@@ -117,9 +118,38 @@ func (ib *interBroker) addPartitionsRemote(ctx context.Context, coordinator int3
 // addToTransaction adds partitions to a transactions-v2 transaction through
 // its coordinator, local or remote, and returns the coordinator's code.
 func (b *Broker) addToTransaction(ctx context.Context, txnID string, pid int64, epoch int16, parts map[string][]int32) int16 {
+	return b.askTransactionCoordinator(ctx, txnID, pid, epoch, parts, false)
+}
+
+// verifyInTransaction asks the transaction coordinator, local or remote,
+// whether the partitions are in the producer's transaction (KIP-890 part
+// 1) and returns its first error code, 0 if they all are.
+func (b *Broker) verifyInTransaction(ctx context.Context, txnID string, pid int64, epoch int16, parts map[string][]int32) int16 {
+	return b.askTransactionCoordinator(ctx, txnID, pid, epoch, parts, true)
+}
+
+func (b *Broker) askTransactionCoordinator(ctx context.Context, txnID string, pid int64, epoch int16, parts map[string][]int32, verifyOnly bool) int16 {
 	shard, kerrErr := b.txns.shardFor(ctx, txnID)
-	if kerrErr == nil {
+	if kerrErr == nil && !verifyOnly {
 		return shard.AddPartitionsForProduce(ctx, txnID, pid, epoch, parts)
+	}
+	if kerrErr == nil {
+		t := kmsg.NewAddPartitionsToTxnRequestTransaction()
+		t.TransactionalID, t.ProducerID, t.ProducerEpoch, t.VerifyOnly = txnID, pid, epoch, true
+		for topic, ps := range parts {
+			rt := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
+			rt.Topic, rt.Partitions = topic, ps
+			t.Topics = append(t.Topics, rt)
+		}
+		res := shard.AddPartitionsToTxnTransaction(ctx, 4, &t)
+		for _, rt := range res.Topics {
+			for _, p := range rt.Partitions {
+				if p.ErrorCode != 0 {
+					return p.ErrorCode
+				}
+			}
+		}
+		return 0
 	}
 	if kerrErr != kerr.NotCoordinator {
 		return kerrErr.Code
@@ -128,5 +158,5 @@ func (b *Broker) addToTransaction(ctx context.Context, txnID string, pid int64, 
 	if kerrErr != nil {
 		return kerrErr.Code
 	}
-	return b.interBroker.addPartitionsRemote(ctx, node, txnID, pid, epoch, parts)
+	return b.interBroker.addPartitionsRemote(ctx, node, txnID, pid, epoch, parts, verifyOnly)
 }

@@ -204,6 +204,18 @@ func (l *Log) OnHighWatermarkUpdated(hw int64) {
 	l.publishUnstableLocked()
 }
 
+// HasOngoingTransaction reports whether the producer has a transaction open
+// in this log: a transactional batch whose marker is not written yet.
+func (l *Log) HasOngoingTransaction(producerID int64) bool {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if l.ps == nil {
+		return false
+	}
+	e := l.ps.producers[producerID]
+	return e != nil && e.txnFirst >= 0
+}
+
 // ActiveProducers lists the producers the log knows, by producer ID.
 func (l *Log) ActiveProducers() []ProducerInfo {
 	l.wmu.Lock()

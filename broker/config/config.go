@@ -252,6 +252,9 @@ type Config struct {
 	TransactionStateLogSegmentBytes int32
 	// TransactionMaxTimeoutMs is transaction.max.timeout.ms.
 	TransactionMaxTimeoutMs int32
+	// TransactionPartitionVerificationEnable is
+	// transaction.partition.verification.enable (KIP-890 part 1).
+	TransactionPartitionVerificationEnable bool
 	// TransactionalIDExpirationMs is transactional.id.expiration.ms.
 	TransactionalIDExpirationMs int32
 	// TransactionAbortTimedOutTransactionCleanupIntervalMs is
@@ -381,6 +384,7 @@ func NewConfig() *Config {
 		TransactionStateLogMinIsr:                            2,
 		TransactionStateLogSegmentBytes:                      100 << 20,
 		TransactionMaxTimeoutMs:                              900000,
+		TransactionPartitionVerificationEnable:               true,
 		TransactionalIDExpirationMs:                          604800000,
 		TransactionAbortTimedOutTransactionCleanupIntervalMs: 10000,
 		TransactionRemoveExpiredTransactionCleanupIntervalMs: 3600000,

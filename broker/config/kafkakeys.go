@@ -48,7 +48,7 @@ var ignoredKafkaKeys = toSet(
 	"log.local.retention.ms", "log.local.retention.bytes",
 	// Coordinators.
 	"offsets.load.buffer.size", "offsets.topic.compression.codec",
-	"transaction.state.log.load.buffer.size", "transaction.partition.verification.enable",
+	"transaction.state.log.load.buffer.size",
 	"transaction.two.phase.commit.enable",
 	// Security and plugins.
 	"authorizer.class.name", "principal.builder.class", "security.providers",

@@ -296,6 +296,8 @@ var brokerKeys = []keyDef{
 		"min.insync.replicas of __transaction_state."),
 	numKey(groupCoordinators, "transaction.state.log.segment.bytes", "TransactionStateLogSegmentBytes", atLeast(32, 1), func(c *Config) *int32 { return &c.TransactionStateLogSegmentBytes },
 		"Segment size of __transaction_state."),
+	boolKey(groupCoordinators, "transaction.partition.verification.enable", "TransactionPartitionVerificationEnable", func(c *Config) *bool { return &c.TransactionPartitionVerificationEnable },
+		"Before the first transactional batch of a producer (transactions v1) lands on a partition, ask the transaction coordinator that the partition is in the transaction (KIP-890 part 1), so a late or stray write cannot open a hanging transaction."),
 	numKey(groupCoordinators, "transaction.max.timeout.ms", "TransactionMaxTimeoutMs", atLeast(32, 1), func(c *Config) *int32 { return &c.TransactionMaxTimeoutMs },
 		"Longest transaction timeout a producer may ask for."),
 	numKey(groupCoordinators, "transactional.id.expiration.ms", "TransactionalIDExpirationMs", atLeast(32, 1), func(c *Config) *int32 { return &c.TransactionalIDExpirationMs },

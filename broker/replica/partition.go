@@ -62,6 +62,10 @@ type Partition struct {
 		pendingAdds []int32
 		followers   map[int32]*followerState
 		hwWaiters   []*hwWaiter
+
+		// verifying holds the transaction verifications in flight, by
+		// producer ID (see verification.go).
+		verifying map[int64]*VerificationGuard
 	}
 	highWatermark atomic.Int64
 
@@ -181,7 +185,17 @@ var ErrNotFollower = errors.New("replica: partition is not a follower")
 // valid. A duplicate idempotent batch returns its original offset and writes
 // nothing. Errors are kerr values for the wire, or ErrClosed / storage errors.
 func (p *Partition) AppendAsLeader(records []byte) (AppendResult, error) {
-	return p.appendLeader(records, true)
+	return p.appendLeader(records, true, nil)
+}
+
+// AppendVerified is AppendAsLeader for a transactional batch whose
+// partition the transaction coordinator confirmed under guard (from
+// StartVerification). If the producer has no transaction open here, the
+// guard must still be current — no marker was written since the check —
+// or the append fails with INVALID_TXN_STATE rather than open a
+// transaction the coordinator does not know (a hanging transaction).
+func (p *Partition) AppendVerified(records []byte, guard *VerificationGuard) (AppendResult, error) {
+	return p.appendLeader(records, true, guard)
 }
 
 // AppendAsCoordinator appends a batch written by a coordinator on this
@@ -189,10 +203,10 @@ func (p *Partition) AppendAsLeader(records []byte) (AppendResult, error) {
 // with sequence -1 (transactional offset commits): the log then checks the
 // producer's epoch but not its sequence.
 func (p *Partition) AppendAsCoordinator(records []byte) (AppendResult, error) {
-	return p.appendLeader(records, false)
+	return p.appendLeader(records, false, nil)
 }
 
-func (p *Partition) appendLeader(records []byte, fromClient bool) (AppendResult, error) {
+func (p *Partition) appendLeader(records []byte, fromClient bool, guard *VerificationGuard) (AppendResult, error) {
 	cfg := p.cfg.Load()
 	res := AppendResult{BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
 	headers, err := batch.Validate(records, cfg.MaxBatchBytes)
@@ -228,6 +242,10 @@ func (p *Partition) appendLeader(records []byte, fromClient bool) (AppendResult,
 	}
 	if !p.mu.isLeader {
 		return res, kerr.NotLeaderForPartition
+	}
+	if h := headers[0]; guard != nil && h.IsTransactional() &&
+		p.mu.verifying[h.ProducerID] != guard && !p.log.HasOngoingTransaction(h.ProducerID) {
+		return res, kerr.InvalidTxnState
 	}
 	info, err := p.log.AppendAsLeader(records, p.mu.leaderEpoch, appendTime)
 	if err != nil {
@@ -267,6 +285,9 @@ func (p *Partition) AppendControl(producerID int64, epoch int16, commit bool, co
 	if err != nil {
 		return -1, p.appendError(err)
 	}
+	// The transaction ended: a verification made for it must not let a
+	// late batch open the next one.
+	delete(p.mu.verifying, producerID)
 	p.maybeAdvanceHighWatermarkLocked()
 	p.wakeWaiters()
 	return off, nil
