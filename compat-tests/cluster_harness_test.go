@@ -8,19 +8,13 @@ package compat
 // see exactly what a client of a real deployment sees.
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,9 +23,17 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// clusterStartAttempts bounds retries of a whole cluster start when a
-// pre-picked etcd peer port was taken by someone else in the meantime.
-const clusterStartAttempts = 3
+const (
+	// clusterStartAttempts bounds retries of a whole cluster start when a
+	// pre-picked etcd peer port was taken by someone else in the meantime.
+	clusterStartAttempts = 3
+	// nodeReadyTimeout bounds how long a node may take to serve; the etcd
+	// members of a cluster first wait for each other's quorum.
+	nodeReadyTimeout = 30 * time.Second
+	// nodeStopTimeout bounds a node's SIGTERM shutdown, longer than a
+	// single broker's: a node first moves its leaderships to its peers.
+	nodeStopTimeout = stopTimeout + 5*time.Second
+)
 
 // Cluster is a set of kbroker processes forming one cluster through their
 // embedded etcd members. Nodes[i] has node.id i+1. Owned by the test
@@ -41,28 +43,15 @@ type Cluster struct {
 	Nodes []*Node
 }
 
-// Node is one broker process of a Cluster. The exit watcher goroutine only
-// closes exited and sets waitErr; everything else belongs to the test.
+// Node is one broker process of a Cluster, owned by the test goroutine.
 type Node struct {
-	t  *testing.T
+	*brokerProcess
 	ID int32
 	// LogDir survives Kill/Stop/Restart.
 	LogDir string
 
-	bin       string
 	kafkaPort int // 0 until the first start has read it back
 	overrides []string
-	stderr    *syncBuffer
-
-	mu       sync.Mutex
-	cmd      *exec.Cmd
-	addr     string
-	exited   chan struct{}
-	ready    chan readyResult // the current process's ready line
-	waitErr  error
-	starts   int
-	intended bool // the test stopped or killed this process itself
-	paused   bool
 }
 
 // errPortTaken marks a start that failed because a pre-picked port was in
@@ -89,22 +78,7 @@ func StartClusterWithClients(t *testing.T, n, extra int, overrides ...string) *C
 func startCluster(t *testing.T, n, extra int, overrides []string) *Cluster {
 	t.Helper()
 	bin := brokerBin(t)
-	c := &Cluster{t: t}
-	// Made before the cleanup below is registered, so it is removed only
-	// after every process has stopped (cleanups run last-in first-out).
-	root := t.TempDir()
-	t.Cleanup(func() {
-		c.shutdown()
-		if t.Failed() {
-			for _, nd := range c.Nodes {
-				out := nd.stderr.String()
-				if len(out) > stderrTail {
-					out = "…(truncated)…\n" + out[len(out)-stderrTail:]
-				}
-				t.Logf("node %d stderr (%s):\n%s", nd.ID, nd.LogDir, out)
-			}
-		}
-	})
+	c, root := newCluster(t)
 	var lastErr error
 	for attempt := 0; attempt < clusterStartAttempts; attempt++ {
 		ports, err := freePorts(2 * n)
@@ -119,10 +93,6 @@ func startCluster(t *testing.T, n, extra int, overrides []string) *Cluster {
 		initial := strings.Join(members, ",")
 		c.Nodes = nil
 		for i := 0; i < n+extra; i++ {
-			dir, err := os.MkdirTemp(root, fmt.Sprintf("node%d-", i+1))
-			if err != nil {
-				t.Fatalf("log dir: %v", err)
-			}
 			etcdArgs := []string{"etcd.endpoints=" + strings.Join(endpoints, ",")}
 			if i < n {
 				etcdArgs = []string{
@@ -131,27 +101,9 @@ func startCluster(t *testing.T, n, extra int, overrides []string) *Cluster {
 					fmt.Sprintf("etcd.embed.peer.url=http://127.0.0.1:%d", ports[i]),
 				}
 			}
-			c.Nodes = append(c.Nodes, &Node{
-				t: t, ID: int32(i + 1), LogDir: dir, bin: bin,
-				overrides: append(etcdArgs, overrides...),
-				stderr:    new(syncBuffer),
-			})
+			c.addNode(root, bin, 0, append(etcdArgs, overrides...))
 		}
-		// The members wait for each other's quorum: launch all, then wait.
-		errs := make([]error, n+extra)
-		var wg sync.WaitGroup
-		for i, nd := range c.Nodes {
-			if err := nd.launch(); err != nil {
-				t.Fatalf("node %d: %v", nd.ID, err)
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[i] = nd.awaitReady(30 * time.Second)
-			}()
-		}
-		wg.Wait()
-		lastErr = errors.Join(errs...)
+		lastErr = c.startNodes()
 		if lastErr == nil {
 			c.waitController(20 * time.Second)
 			return c
@@ -164,6 +116,60 @@ func startCluster(t *testing.T, n, extra int, overrides []string) *Cluster {
 	}
 	t.Fatalf("start cluster: %v", lastErr)
 	return nil
+}
+
+// newCluster returns a cluster without nodes that is shut down when the test
+// ends, a failing test printing every node's stderr, and the directory for
+// its nodes' log directories.
+func newCluster(t *testing.T) (*Cluster, string) {
+	t.Helper()
+	c := &Cluster{t: t}
+	// Made before the cleanup below is registered, so it is removed only
+	// after every process has stopped (cleanups run last-in first-out).
+	root := t.TempDir()
+	t.Cleanup(func() {
+		c.shutdown()
+		if t.Failed() {
+			for _, nd := range c.Nodes {
+				nd.logStderr(nd.LogDir)
+			}
+		}
+	})
+	return c, root
+}
+
+// addNode adds node len(c.Nodes)+1, which runs bin with its log directory
+// under root; kafkaPort 0 keeps the port its first start binds.
+func (c *Cluster) addNode(root, bin string, kafkaPort int, overrides []string) {
+	c.t.Helper()
+	id := len(c.Nodes) + 1
+	dir, err := os.MkdirTemp(root, fmt.Sprintf("node%d-", id))
+	if err != nil {
+		c.t.Fatalf("log dir: %v", err)
+	}
+	c.Nodes = append(c.Nodes, &Node{
+		brokerProcess: newBrokerProcess(c.t, fmt.Sprintf("node %d", id), bin),
+		ID:            int32(id),
+		LogDir:        dir,
+		kafkaPort:     kafkaPort,
+		overrides:     overrides,
+	})
+}
+
+// startNodes launches every node at once, since the etcd members wait for
+// each other's quorum, and waits until all of them serve.
+func (c *Cluster) startNodes() error {
+	c.t.Helper()
+	errs := make([]error, len(c.Nodes))
+	var wg sync.WaitGroup
+	for i, nd := range c.Nodes {
+		if err := nd.launch(nd.args()); err != nil {
+			c.t.Fatalf("node %d: %v", nd.ID, err)
+		}
+		wg.Go(func() { errs[i] = nd.awaitServing(nodeReadyTimeout) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // freePorts returns n distinct ports that were free a moment ago. The etcd
@@ -290,39 +296,16 @@ func (c *Cluster) ControllerSeenBy(nd *Node) (int32, error) {
 	return resp.ControllerID, nil
 }
 
-// shutdown is the cleanup path: resume paused nodes, then SIGTERM every
-// running node at once (a quorum must survive each node's controlled
-// shutdown) and report nodes that died on their own.
+// shutdown is the cleanup path: SIGTERM every running node at once (a
+// quorum must survive each node's controlled shutdown), paused ones
+// included, and report nodes that died on their own.
 func (c *Cluster) shutdown() {
 	var wg sync.WaitGroup
 	for _, nd := range c.Nodes {
-		if nd.running() {
-			nd.signal(syscall.SIGCONT)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := nd.terminate(); err != nil {
-					nd.t.Logf("cleanup of node %d: %v", nd.ID, err)
-				}
-			}()
-			continue
-		}
-		if err := nd.crashed(); err != nil {
-			nd.t.Error(err)
-		}
+		wg.Go(func() { nd.shutdown(nodeStopTimeout) })
 	}
 	wg.Wait()
 }
-
-// Addr is the host:port the node serves Kafka on.
-func (n *Node) Addr() string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.addr
-}
-
-// Stderr returns everything the node's processes wrote to stderr.
-func (n *Node) Stderr() string { return n.stderr.String() }
 
 func (n *Node) args() []string {
 	args := []string{
@@ -336,133 +319,21 @@ func (n *Node) args() []string {
 	return args
 }
 
-// readyResult carries the ready line's address from the stderr copier.
-type readyResult struct {
-	addr string
-}
-
-// launch starts the process without waiting for it to serve.
-func (n *Node) launch() error {
-	n.mu.Lock()
-	n.starts++
-	num := n.starts
-	n.mu.Unlock()
-
-	cmd := exec.Command(n.bin, n.args()...)
-	cmd.Stdout = io.Discard
-	setDeathSignal(cmd)
-	pr, pw := io.Pipe()
-	cmd.Stderr = pw
-	fmt.Fprintf(n.stderr, "=== node %d start #%d: %s\n", n.ID, num, strings.Join(n.args(), " "))
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start kbroker: %w", err)
+// awaitServing waits for the ready line of the run launch started and, on
+// the node's first start, keeps the Kafka port it bound for restarts.
+func (n *Node) awaitServing(d time.Duration) error {
+	err := n.awaitReady(d)
+	if errors.Is(err, errExitedBeforeServing) && strings.Contains(n.Stderr(), "address already in use") {
+		return fmt.Errorf("%w: %w", errPortTaken, err)
 	}
-	found := make(chan readyResult, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 4<<20)
-		reported := false
-		for sc.Scan() {
-			line := sc.Text()
-			n.stderr.Write([]byte(line + "\n"))
-			if !reported {
-				if m := readyLine.FindStringSubmatch(line); m != nil {
-					reported = true
-					found <- readyResult{addr: m[1]}
-				}
-			}
-		}
-		_, _ = io.Copy(n.stderr, pr)
-	}()
-	exited := make(chan struct{})
-	n.mu.Lock()
-	n.cmd, n.exited, n.waitErr, n.addr, n.intended, n.paused = cmd, exited, nil, "", false, false
-	n.ready = found
-	n.mu.Unlock()
-	go func() {
-		err := cmd.Wait()
-		pw.Close()
-		n.mu.Lock()
-		n.waitErr = err
-		n.mu.Unlock()
-		close(exited)
-	}()
-	return nil
-}
-
-// awaitReady waits for the ready line of the process launch started; on
-// failure the process is killed.
-func (n *Node) awaitReady(d time.Duration) error {
-	n.mu.Lock()
-	cmd, exited, found := n.cmd, n.exited, n.ready
-	n.mu.Unlock()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case r := <-found:
-		n.mu.Lock()
-		n.addr = r.addr
-		if n.kafkaPort == 0 {
-			_, port, _ := net.SplitHostPort(r.addr)
-			fmt.Sscan(port, &n.kafkaPort)
-		}
-		n.mu.Unlock()
-		return nil
-	case <-exited:
-		n.mu.Lock()
-		n.intended = true
-		n.mu.Unlock()
-		err := fmt.Errorf("node %d exited before serving (%v)", n.ID, n.exitErr())
-		if strings.Contains(n.stderr.String(), "address already in use") {
-			err = fmt.Errorf("%w: %w", errPortTaken, err)
-		}
+	if err != nil {
 		return err
-	case <-timer.C:
-		n.mu.Lock()
-		n.intended = true
-		n.mu.Unlock()
-		_ = cmd.Process.Kill()
-		<-exited
-		return fmt.Errorf("node %d did not log %q within %v", n.ID, `msg="serving Kafka protocol"`, d)
 	}
-}
-
-func (n *Node) exitErr() error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.waitErr
-}
-
-// running reports whether the node's current process is alive (it may be
-// paused).
-func (n *Node) running() bool {
-	n.mu.Lock()
-	ch := n.exited
-	n.mu.Unlock()
-	if ch == nil {
-		return false
+	if n.kafkaPort == 0 {
+		_, port, _ := net.SplitHostPort(n.Addr())
+		fmt.Sscan(port, &n.kafkaPort)
 	}
-	select {
-	case <-ch:
-		return false
-	default:
-		return true
-	}
-}
-
-func (n *Node) isPaused() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.paused
-}
-
-func (n *Node) signal(sig syscall.Signal) {
-	n.mu.Lock()
-	cmd := n.cmd
-	n.mu.Unlock()
-	if cmd != nil && cmd.Process != nil {
-		_ = cmd.Process.Signal(sig)
-	}
+	return nil
 }
 
 // Kill sends SIGKILL and waits until the process is gone.
@@ -471,70 +342,14 @@ func (n *Node) Kill() {
 	if !n.running() {
 		n.t.Fatalf("kill node %d: not running", n.ID)
 	}
-	n.mu.Lock()
-	n.intended, n.paused = true, false
-	ch := n.exited
-	n.mu.Unlock()
-	n.signal(syscall.SIGKILL)
-	<-ch
-	fmt.Fprintf(n.stderr, "=== node %d killed with SIGKILL\n", n.ID)
+	n.kill()
 }
 
 // Stop sends SIGTERM (a controlled shutdown) and fails the test unless the
-// node exits with status 0 within stopTimeout.
+// node exits with status 0 within nodeStopTimeout.
 func (n *Node) Stop() {
 	n.t.Helper()
-	if err := n.terminate(); err != nil {
-		n.t.Errorf("node %d SIGTERM shutdown: %v", n.ID, err)
-	}
-}
-
-// terminate is Stop without failing the test; it escalates to SIGKILL.
-func (n *Node) terminate() error {
-	n.mu.Lock()
-	cmd, ch := n.cmd, n.exited
-	n.mu.Unlock()
-	if cmd == nil {
-		return nil
-	}
-	select {
-	case <-ch:
-		return fmt.Errorf("node had already exited: %v", n.exitErr())
-	default:
-	}
-	n.mu.Lock()
-	n.intended, n.paused = true, false
-	n.mu.Unlock()
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	timer := time.NewTimer(stopTimeout + 5*time.Second)
-	defer timer.Stop()
-	select {
-	case <-ch:
-		fmt.Fprintf(n.stderr, "=== node %d stopped with SIGTERM: %v\n", n.ID, n.exitErr())
-		if err := n.exitErr(); err != nil {
-			return fmt.Errorf("exit after SIGTERM: %w", err)
-		}
-		return nil
-	case <-timer.C:
-		_ = cmd.Process.Kill()
-		<-ch
-		return fmt.Errorf("still running %v after SIGTERM; killed", stopTimeout+5*time.Second)
-	}
-}
-
-// crashed returns an error if the process exited without the test asking.
-func (n *Node) crashed() error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cmd == nil || n.intended {
-		return nil
-	}
-	select {
-	case <-n.exited:
-		return fmt.Errorf("node %d exited on its own during the test (%v); see its stderr below", n.ID, n.waitErr)
-	default:
-		return nil
-	}
+	n.stop(nodeStopTimeout)
 }
 
 // Restart starts the node again (after Kill or Stop; a running node is
@@ -545,89 +360,29 @@ func (n *Node) Restart() {
 	if n.running() {
 		n.Stop()
 	}
-	if err := n.launch(); err != nil {
+	if err := n.launch(n.args()); err != nil {
 		n.t.Fatalf("restart node %d: %v", n.ID, err)
 	}
-	if err := n.awaitReady(30 * time.Second); err != nil {
+	if err := n.awaitServing(nodeReadyTimeout); err != nil {
 		n.t.Fatalf("restart node %d: %v", n.ID, err)
 	}
 }
 
 // Pause stops the process with SIGSTOP: it keeps its sockets but runs
-// nothing — no etcd heartbeats, no lease renewals, no replies.
+// nothing — no etcd heartbeats, no lease renewals, no replies. It returns
+// once every thread is stopped.
 func (n *Node) Pause() {
 	n.t.Helper()
 	if !n.running() {
 		n.t.Fatalf("pause node %d: not running", n.ID)
 	}
-	n.signal(syscall.SIGSTOP)
-	// kill(2) returns before the stop takes effect: a thread running on
-	// another CPU stops only when it next returns to user mode. Wait until
-	// every thread is stopped, so nothing sent after Pause is processed.
-	if err := n.waitStopped(5 * time.Second); err != nil {
+	if err := n.pause(); err != nil {
 		n.t.Fatalf("pause node %d: %v", n.ID, err)
 	}
-	n.mu.Lock()
-	n.paused = true
-	n.mu.Unlock()
-	fmt.Fprintf(n.stderr, "=== node %d paused with SIGSTOP at %s\n", n.ID, time.Now().Format(time.RFC3339Nano))
-}
-
-// waitStopped polls /proc until every thread of the process is in the
-// stopped state ('T').
-func (n *Node) waitStopped(timeout time.Duration) error {
-	n.mu.Lock()
-	cmd := n.cmd
-	n.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
-		return errors.New("no process")
-	}
-	tasks := fmt.Sprintf("/proc/%d/task", cmd.Process.Pid)
-	deadline := time.Now().Add(timeout)
-	for {
-		running, err := runningThreads(tasks)
-		if err == nil && running == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("threads still running %s after SIGSTOP (%d running, err %v)", timeout, running, err)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// runningThreads counts the threads under a /proc/<pid>/task directory
-// that are not stopped.
-func runningThreads(tasks string) (int, error) {
-	ents, err := os.ReadDir(tasks)
-	if err != nil {
-		return 0, err
-	}
-	running := 0
-	for _, e := range ents {
-		stat, err := os.ReadFile(filepath.Join(tasks, e.Name(), "stat"))
-		if err != nil {
-			continue // the thread exited
-		}
-		// The state follows the parenthesised command name, which may
-		// itself hold spaces or parentheses.
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 || i+2 >= len(stat) {
-			return 0, fmt.Errorf("unparsable %s", filepath.Join(tasks, e.Name(), "stat"))
-		}
-		if state := stat[i+2]; state != 'T' && state != 't' {
-			running++
-		}
-	}
-	return running, nil
 }
 
 // Resume continues a paused process with SIGCONT.
 func (n *Node) Resume() {
 	n.t.Helper()
-	n.signal(syscall.SIGCONT)
-	n.mu.Lock()
-	n.paused = false
-	n.mu.Unlock()
-	fmt.Fprintf(n.stderr, "=== node %d resumed with SIGCONT at %s\n", n.ID, time.Now().Format(time.RFC3339Nano))
+	n.resume()
 }

@@ -226,31 +226,14 @@ func (l *netnsLab) healAll() {
 func startNetnsCluster(t *testing.T, lab *netnsLab, overrides ...string) *Cluster {
 	t.Helper()
 	bin := brokerBin(t)
-	c := &Cluster{t: t}
-	root := t.TempDir()
-	t.Cleanup(func() {
-		c.shutdown()
-		if t.Failed() {
-			for _, nd := range c.Nodes {
-				out := nd.stderr.String()
-				if len(out) > stderrTail {
-					out = "…(truncated)…\n" + out[len(out)-stderrTail:]
-				}
-				t.Logf("node %d stderr (%s):\n%s", nd.ID, nd.LogDir, out)
-			}
-		}
-	})
-	// Registered after the shutdown above, so it runs before it.
+	c, root := newCluster(t)
+	// Registered after newCluster's shutdown, so it runs before it.
 	t.Cleanup(lab.healAll)
 	var members []string
 	for i := 1; i <= lab.n; i++ {
 		members = append(members, fmt.Sprintf("%d=http://%s:%d", i, lab.addr(i), netnsEtcdPeerPort))
 	}
 	for i := 1; i <= lab.n; i++ {
-		dir, err := os.MkdirTemp(root, fmt.Sprintf("node%d-", i))
-		if err != nil {
-			t.Fatalf("log dir: %v", err)
-		}
 		// Node launches its bin with the broker's arguments: a wrapper
 		// enters the namespace and execs the broker, so the process the
 		// harness signals is the broker itself.
@@ -259,36 +242,17 @@ func startNetnsCluster(t *testing.T, lab *netnsLab, overrides ...string) *Cluste
 		if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 			t.Fatalf("write %s: %v", wrapper, err)
 		}
-		c.Nodes = append(c.Nodes, &Node{
-			t: t, ID: int32(i), LogDir: dir, bin: wrapper, kafkaPort: netnsKafkaPort,
-			// The harness's own 127.0.0.1 listener comes first on the
-			// command line; this later one wins.
-			overrides: append([]string{
-				fmt.Sprintf("listeners=PLAINTEXT://%s:%d", lab.addr(i), netnsKafkaPort),
-				"etcd.embed.initial.cluster=" + strings.Join(members, ","),
-				fmt.Sprintf("etcd.embed.client.url=http://%s:%d", lab.addr(i), netnsEtcdClient),
-				fmt.Sprintf("etcd.embed.peer.url=http://%s:%d", lab.addr(i), netnsEtcdPeerPort),
-			}, overrides...),
-			stderr: new(syncBuffer),
-		})
+		// The harness's own 127.0.0.1 listener comes first on the command
+		// line; this later one wins.
+		c.addNode(root, wrapper, netnsKafkaPort, append([]string{
+			fmt.Sprintf("listeners=PLAINTEXT://%s:%d", lab.addr(i), netnsKafkaPort),
+			"etcd.embed.initial.cluster=" + strings.Join(members, ","),
+			fmt.Sprintf("etcd.embed.client.url=http://%s:%d", lab.addr(i), netnsEtcdClient),
+			fmt.Sprintf("etcd.embed.peer.url=http://%s:%d", lab.addr(i), netnsEtcdPeerPort),
+		}, overrides...))
 	}
-	errs := make([]error, len(c.Nodes))
-	var wg sync.WaitGroup
-	for i, nd := range c.Nodes {
-		if err := nd.launch(); err != nil {
-			t.Fatalf("node %d: %v", nd.ID, err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = nd.awaitReady(30 * time.Second)
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Fatalf("start cluster in namespaces: %v", err)
-		}
+	if err := c.startNodes(); err != nil {
+		t.Fatalf("start cluster in namespaces: %v", err)
 	}
 	c.waitController(20 * time.Second)
 	return c

@@ -1,30 +1,25 @@
 package compat
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// memberProcEnv carries a subprocess member's configuration. When it is set,
-// the test binary runs TestGroupMemberProcess as a group member that can be
+// memberRole runs TestGroupMemberProcess as a group member that can be
 // killed with SIGKILL: kgo has no way to vanish without sending LeaveGroup,
 // but a killed process does.
-const memberProcEnv = "KBROKER_COMPAT_GROUP_MEMBER"
-
-// memberProcEventPrefix marks the subprocess's event lines on its stdout.
-const memberProcEventPrefix = "GROUPEVENT "
+var memberRole = subprocessRole{
+	what:        "group member",
+	test:        "TestGroupMemberProcess",
+	env:         "KBROKER_COMPAT_GROUP_MEMBER",
+	prefix:      "GROUPEVENT ",
+	stderrShown: stderrTail,
+}
 
 type memberProcConfig struct {
 	Addr     string `json:"addr"`
@@ -64,25 +59,13 @@ func balancerByName(name string) (kgo.GroupBalancer, error) {
 // TestGroupMemberProcess is not a test on its own: it is the body of a group
 // member subprocess started by startMemberProcess, and skips otherwise.
 func TestGroupMemberProcess(t *testing.T) {
-	raw := os.Getenv(memberProcEnv)
-	if raw == "" {
-		t.Skip("only runs as a subprocess group member")
-	}
 	var cfg memberProcConfig
-	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
-		t.Fatalf("parse %s: %v", memberProcEnv, err)
-	}
+	memberRole.config(t, &cfg)
 	bal, err := balancerByName(cfg.Balancer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	emit := func(ev memberProcEvent) {
-		line, _ := json.Marshal(ev)
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintf(os.Stdout, "%s%s\n", memberProcEventPrefix, line)
-	}
+	emit := eventEmitter[memberProcEvent](memberRole)
 	opts := append(memberOpts(cfg.Group, cfg.Topic, 2*time.Second),
 		kgo.SeedBrokers(cfg.Addr),
 		kgo.ClientID("compat-"+cfg.Name),
@@ -120,76 +103,40 @@ func TestGroupMemberProcess(t *testing.T) {
 // memberProc is a group member running in a subprocess; its events feed the
 // tracker from a reader goroutine.
 type memberProc struct {
-	name   string
-	cmd    *exec.Cmd
-	read   chan struct{} // closed when stdout hits EOF
-	exited chan struct{}
-	stderr *syncBuffer
+	*subprocess
 }
 
 // startMemberProcess runs this test binary as a group member (see
 // TestGroupMemberProcess).
 func startMemberProcess(t *testing.T, b *Broker, tr *tracker, name, group, balancer string) *memberProc {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatalf("find test binary: %v", err)
-	}
-	cfg, _ := json.Marshal(memberProcConfig{Addr: b.Addr(), Group: group, Topic: tr.topic, Name: name, Balancer: balancer})
-	cmd := exec.Command(exe, "-test.run=^TestGroupMemberProcess$", "-test.count=1", "-test.timeout=10m")
-	cmd.Env = append(os.Environ(), memberProcEnv+"="+string(cfg))
-	setDeathSignal(cmd)
-	mp := &memberProc{name: name, cmd: cmd, read: make(chan struct{}), exited: make(chan struct{}), stderr: new(syncBuffer)}
-	cmd.Stderr = mp.stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatalf("stdout pipe: %v", err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start member process: %v", err)
-	}
-	go mp.consume(out, tr)
-	go func() {
-		<-mp.read
-		_ = cmd.Wait()
-		close(mp.exited)
-	}()
-	t.Cleanup(func() {
-		mp.kill(tr)
-		if t.Failed() {
-			t.Logf("member process %s stderr:\n%s", name, mp.stderr.String())
-		}
-	})
+	cfg := memberProcConfig{Addr: b.Addr(), Group: group, Topic: tr.topic, Name: name, Balancer: balancer}
+	mp := &memberProc{startSubprocess(t, memberRole, name, cfg, func(line string) { trackMemberEvent(tr, name, line) })}
+	// Registered after startSubprocess's cleanup, so it runs first: a
+	// member still alive at the end is killed through the tracker too.
+	t.Cleanup(func() { mp.kill(tr) })
 	return mp
 }
 
-func (mp *memberProc) consume(out io.Reader, tr *tracker) {
-	defer close(mp.read)
-	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line, ok := strings.CutPrefix(sc.Text(), memberProcEventPrefix)
-		if !ok {
-			continue
-		}
-		var ev memberProcEvent
-		if err := json.Unmarshal([]byte(line), &ev); err != nil {
-			tr.problem("%s: bad event line %q: %v", mp.name, line, err)
-			continue
-		}
-		switch ev.Kind {
-		case "assigned":
-			tr.assigned(mp.name, ev.ID, ev.Gen, ev.At, ev.Parts)
-		case "revoked":
-			tr.released(mp.name, "revoked", ev.At, ev.Parts)
-		case "lost":
-			tr.released(mp.name, "lost", ev.At, ev.Parts)
-			tr.problem("%s lost partitions %v while live", mp.name, ev.Parts)
-		case "rec":
-			tr.record(mp.name, ev.Part, ev.Offset, ev.Value)
-		case "problem":
-			tr.problem("%s: %s", mp.name, ev.Msg)
-		}
+// trackMemberEvent feeds one event line of member name to the tracker.
+func trackMemberEvent(tr *tracker, name, line string) {
+	var ev memberProcEvent
+	if err := json.Unmarshal([]byte(line), &ev); err != nil {
+		tr.problem("%s: bad event line %q: %v", name, line, err)
+		return
+	}
+	switch ev.Kind {
+	case "assigned":
+		tr.assigned(name, ev.ID, ev.Gen, ev.At, ev.Parts)
+	case "revoked":
+		tr.released(name, "revoked", ev.At, ev.Parts)
+	case "lost":
+		tr.released(name, "lost", ev.At, ev.Parts)
+		tr.problem("%s lost partitions %v while live", name, ev.Parts)
+	case "rec":
+		tr.record(name, ev.Part, ev.Offset, ev.Value)
+	case "problem":
+		tr.problem("%s: %s", name, ev.Msg)
 	}
 }
 
@@ -197,12 +144,7 @@ func (mp *memberProc) consume(out io.Reader, tr *tracker) {
 // its ownership of everything: it leaves the group without LeaveGroup, so
 // only the broker's session timeout can remove it. Safe to call twice.
 func (mp *memberProc) kill(tr *tracker) {
-	select {
-	case <-mp.exited:
-		return
-	default:
+	if mp.subprocess.kill() {
+		tr.released(mp.name, "killed", time.Now().UnixNano(), nil)
 	}
-	_ = mp.cmd.Process.Signal(syscall.SIGKILL)
-	<-mp.exited
-	tr.released(mp.name, "killed", time.Now().UnixNano(), nil)
 }

@@ -1,18 +1,14 @@
 package compat
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,14 +17,17 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 )
 
-// copierProcEnv carries a copier subprocess's configuration. When it is set,
-// the test binary runs TestTxnCopierProcess as one transactional copier, so
-// the parent can SIGKILL it in the middle of a transaction: a real crash
-// that neither ends the transaction nor leaves the group.
-const copierProcEnv = "KBROKER_COMPAT_TXN_COPIER"
-
-// copierEventPrefix marks a copier's event lines on its stdout.
-const copierEventPrefix = "TXNCOPIER "
+// copierRole runs TestTxnCopierProcess as one transactional copier, so the
+// parent can SIGKILL it in the middle of a transaction: a real crash that
+// neither ends the transaction nor leaves the group. A copier logs its
+// client at Info, so a failing test shows only the end of that.
+var copierRole = subprocessRole{
+	what:        "transactional copier",
+	test:        "TestTxnCopierProcess",
+	env:         "KBROKER_COMPAT_TXN_COPIER",
+	prefix:      "TXNCOPIER ",
+	stderrShown: 2 << 10,
+}
 
 type copierConfig struct {
 	Addr  string `json:"addr"`
@@ -62,21 +61,9 @@ type copierEvent struct {
 // every record to the output topic and commit the consumed offsets in the
 // same transaction (franz-go's GroupTransactSession).
 func TestTxnCopierProcess(t *testing.T) {
-	raw := os.Getenv(copierProcEnv)
-	if raw == "" {
-		t.Skip("only runs as a transactional copier subprocess")
-	}
 	var cfg copierConfig
-	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
-		t.Fatalf("parse %s: %v", copierProcEnv, err)
-	}
-	var mu sync.Mutex
-	emit := func(ev copierEvent) {
-		line, _ := json.Marshal(ev)
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintf(os.Stdout, "%s%s\n", copierEventPrefix, line)
-	}
+	copierRole.config(t, &cfg)
+	emit := eventEmitter[copierEvent](copierRole)
 	fatal := func(format string, args ...any) {
 		emit(copierEvent{Kind: "fatal", Msg: fmt.Sprintf(format, args...)})
 		os.Exit(3)
@@ -161,102 +148,32 @@ type copierFleet struct {
 	problems []string
 }
 
-// copierProc is one copier subprocess.
-type copierProc struct {
-	name   string
-	cmd    *exec.Cmd
-	read   chan struct{} // closed at stdout EOF
-	exited chan struct{}
-	stderr *syncBuffer
-}
-
-func (f *copierFleet) start(name, txnID string) *copierProc {
-	t := f.t
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatalf("find test binary: %v", err)
-	}
+// start runs a copier subprocess (see TestTxnCopierProcess).
+func (f *copierFleet) start(name, txnID string) *subprocess {
+	f.t.Helper()
 	cfg := f.cfg
 	cfg.Name, cfg.TxnID = name, txnID
-	raw, _ := json.Marshal(cfg)
-	cmd := exec.Command(exe, "-test.run=^TestTxnCopierProcess$", "-test.count=1", "-test.timeout=10m")
-	cmd.Env = append(os.Environ(), copierProcEnv+"="+string(raw))
-	setDeathSignal(cmd)
-	cp := &copierProc{name: name, cmd: cmd, read: make(chan struct{}), exited: make(chan struct{}), stderr: new(syncBuffer)}
-	cmd.Stderr = cp.stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatalf("stdout pipe: %v", err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start copier %s: %v", name, err)
-	}
-	go f.consume(cp, out)
-	go func() {
-		<-cp.read
-		_ = cmd.Wait()
-		close(cp.exited)
-	}()
-	t.Cleanup(func() {
-		cp.kill()
-		if t.Failed() {
-			tail := cp.stderr.String()
-			if len(tail) > 2<<10 {
-				tail = "…" + tail[len(tail)-2<<10:]
-			}
-			t.Logf("copier %s (pid %d) stderr tail:\n%s", name, cmd.Process.Pid, tail)
-		}
-	})
-	return cp
+	return startSubprocess(f.t, copierRole, name, cfg, func(line string) { f.record(name, line) })
 }
 
-func (f *copierFleet) consume(cp *copierProc, out io.Reader) {
-	defer close(cp.read)
-	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line, ok := strings.CutPrefix(sc.Text(), copierEventPrefix)
-		if !ok {
-			continue
-		}
-		var ev copierEvent
-		err := json.Unmarshal([]byte(line), &ev)
-		f.mu.Lock()
-		switch {
-		case err != nil:
-			f.problems = append(f.problems, fmt.Sprintf("%s: bad event %q: %v", cp.name, line, err))
-		case ev.Kind == "txn" && ev.Committed:
-			f.commits++
-			f.copied += ev.N
-		case ev.Kind == "txn":
-			f.aborts++
-		case ev.Kind == "fatal":
-			f.fatals = append(f.fatals, cp.name+": "+ev.Msg)
-		case ev.Kind == "problem":
-			f.problems = append(f.problems, cp.name+": "+ev.Msg)
-		}
-		f.mu.Unlock()
-	}
-}
-
-// kill sends SIGKILL and waits for the process; safe to call twice.
-func (cp *copierProc) kill() {
-	select {
-	case <-cp.exited:
-		return
-	default:
-	}
-	_ = cp.cmd.Process.Signal(syscall.SIGKILL)
-	<-cp.exited
-}
-
-func (cp *copierProc) alive() bool {
-	select {
-	case <-cp.exited:
-		return false
-	default:
-		return true
+// record counts one event line of copier name.
+func (f *copierFleet) record(name, line string) {
+	var ev copierEvent
+	err := json.Unmarshal([]byte(line), &ev)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case err != nil:
+		f.problems = append(f.problems, fmt.Sprintf("%s: bad event %q: %v", name, line, err))
+	case ev.Kind == "txn" && ev.Committed:
+		f.commits++
+		f.copied += ev.N
+	case ev.Kind == "txn":
+		f.aborts++
+	case ev.Kind == "fatal":
+		f.fatals = append(f.fatals, name+": "+ev.Msg)
+	case ev.Kind == "problem":
+		f.problems = append(f.problems, name+": "+ev.Msg)
 	}
 }
 
@@ -321,7 +238,7 @@ func testTxnCopier(t *testing.T, classic bool) {
 	t.Logf("chaos seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, seed>>1))
 	f := &copierFleet{t: t, cfg: copierConfig{Addr: b.Addr(), Group: "txn-copiers", In: in, Out: out, MaxPoll: 100, DwellMs: 200, Classic: classic}}
-	procs := make([]*copierProc, copiers)
+	procs := make([]*subprocess, copiers)
 	for i := range procs {
 		procs[i] = f.start(fmt.Sprintf("copier-%d", i), fmt.Sprintf("copier-txn-%d", i))
 	}
