@@ -2,8 +2,12 @@ package compat
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os/exec"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -172,5 +176,52 @@ func TestKillDuringProduce(t *testing.T) {
 	}
 	if lost > 0 {
 		t.Fatalf("%d of %d acknowledged records missing or moved after kill -9", lost, nAcked)
+	}
+}
+
+// TestSIGTERMWhileStarting: a broker still waiting at start-up — here for
+// the other members of its embedded etcd cluster, which never come, as in a
+// docker-compose stack stopped before all brokers were up — stops cleanly
+// on SIGTERM (exit status 0, one log line) instead of dying to the signal.
+func TestSIGTERMWhileStarting(t *testing.T) {
+	ports, err := freePorts(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := func(i int) string { return fmt.Sprintf("http://127.0.0.1:%d", ports[i]) }
+	cmd := exec.Command(brokerBin(t),
+		"--override", "node.id=1",
+		"--override", "listeners=PLAINTEXT://127.0.0.1:0",
+		"--override", "log.dirs="+t.TempDir(),
+		"--override", "etcd.embed.client.url="+peer(3),
+		"--override", "etcd.embed.peer.url="+peer(0),
+		"--override", fmt.Sprintf("etcd.embed.initial.cluster=1=%s,2=%s,3=%s", peer(0), peer(1), peer(2)))
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	waitFor(t, 20*time.Second, "the broker logs that it waits for the etcd quorum", func() error {
+		if !strings.Contains(stderr.String(), "waiting for a quorum") {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM during start-up: %v, want status 0\n%s", err, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("broker did not stop within 15s of SIGTERM during start-up\n%s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "stopped by signal during start-up") {
+		t.Errorf("no log line saying why it stopped:\n%s", stderr.String())
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
 )
@@ -204,7 +205,7 @@ func startEmbeddedOnce(ctx context.Context, cfg EmbedConfig, client, peer *embed
 		return nil, fmt.Errorf("etcd: embedded server in %s failed to start: %w", cfg.Dir, err)
 	case <-ctx.Done():
 		quiet.Store(true)
-		e.Close()
+		closeWithin(e, embedCloseTimeout)
 		return nil, fmt.Errorf("etcd: embedded server in %s not ready: %w", cfg.Dir, ctx.Err())
 	}
 	var eps []string
@@ -212,6 +213,24 @@ func startEmbeddedOnce(ctx context.Context, cfg EmbedConfig, client, peer *embed
 		eps = append(eps, "http://"+l.Addr().String())
 	}
 	return &Embedded{etcd: e, endpoints: eps, quiet: quiet}, nil
+}
+
+// embedCloseTimeout bounds closing a member that never became ready: one
+// still waiting for its peers can take a long time to stop its raft node,
+// and the caller (a broker giving up its start) is about to exit anyway;
+// etcd's write-ahead log is safe to abandon.
+const embedCloseTimeout = 3 * time.Second
+
+func closeWithin(e *embed.Etcd, d time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		e.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
 }
 
 // initialClusterPeer returns the peer URL that an initial-cluster list

@@ -56,18 +56,46 @@ func run(args []string) int {
 		// The other members of the embedded etcd cluster may start later.
 		startTimeout = 10 * time.Minute
 	}
+	// Signals are caught from the start: a SIGTERM while the broker starts
+	// (waiting for the etcd quorum, recovering logs) stops it cleanly
+	// instead of killing it with the default action.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	early := make(chan os.Signal, 1)
+	started := make(chan struct{})
+	watcherDone := make(chan struct{})
+	go func() {
+		defer close(watcherDone)
+		select {
+		case s := <-sig:
+			early <- s
+			cancel()
+		case <-started:
+		}
+	}()
 	b, err := broker.Start(ctx, cfg, logger)
+	close(started)
+	<-watcherDone
 	cancel()
+	var s os.Signal
+	select {
+	case s = <-early:
+	default:
+	}
 	if err != nil {
+		if s != nil {
+			logger.Info("stopped by signal during start-up", "signal", s.String(), "err", err)
+			return 0
+		}
 		logger.Error("broker failed to start", "err", err)
 		return 1
 	}
 	logger.Info("kbroker started", "startup", time.Since(start).Round(time.Millisecond).String())
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	s := <-sig
+	if s == nil {
+		s = <-sig
+	}
 	logger.Info("received signal; stopping", "signal", s.String())
 	signal.Reset()
 	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
