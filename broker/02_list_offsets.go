@@ -10,6 +10,10 @@ package broker
 // * A timestamp finds the first record at or after it, through the time
 //   index, exact to the record (batches are decompressed as needed).
 // * A stale or future current leader epoch is fenced (v4+).
+// * A new leader whose high watermark has not reached the start of its
+//   epoch answers consumers OFFSET_NOT_AVAILABLE for latest, and for a
+//   timestamp or max-timestamp lookup that found nothing, so they retry
+//   rather than see the end go backwards.
 //
 // Version notes:
 // * v2: isolation level; v4: leader epochs; v6: flexible; v7: max
@@ -40,7 +44,7 @@ func handleListOffsets(c *conn, hdr requestInfo, req kmsg.Request) (reply, error
 			case err != nil:
 				sp.ErrorCode = kerr.NotLeaderForPartition.Code
 			default:
-				sp.ErrorCode = listOffset(c, p, rp, r.IsolationLevel == 1, &sp)
+				sp.ErrorCode = listOffset(c, p, rp, r.IsolationLevel == 1, r.ReplicaID == -1, &sp)
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}
@@ -49,7 +53,7 @@ func handleListOffsets(c *conn, hdr requestInfo, req kmsg.Request) (reply, error
 	return now(resp), nil
 }
 
-func listOffset(c *conn, p *replica.Partition, rp kmsg.ListOffsetsRequestTopicPartition, readCommitted bool, sp *kmsg.ListOffsetsResponseTopicPartition) int16 {
+func listOffset(c *conn, p *replica.Partition, rp kmsg.ListOffsetsRequestTopicPartition, readCommitted, fromConsumer bool, sp *kmsg.ListOffsetsResponseTopicPartition) int16 {
 	if e := rp.CurrentLeaderEpoch; e >= 0 {
 		if cur := p.LeaderEpoch(); e < cur {
 			return kerr.FencedLeaderEpoch.Code
@@ -57,16 +61,25 @@ func listOffset(c *conn, p *replica.Partition, rp kmsg.ListOffsetsRequestTopicPa
 			return kerr.UnknownLeaderEpoch.Code
 		}
 	}
+	// A new leader whose high watermark has not reached its epoch's start
+	// cannot say where the committed log ends yet.
+	notYet := fromConsumer && p.HighWatermarkBehindEpoch()
 	switch rp.Timestamp {
 	case -2, -4: // earliest, earliest local
 		sp.Offset = p.LogStartOffset()
 	case -1: // latest: the HW, or the LSO under read_committed
+		if notYet {
+			return kerr.OffsetNotAvailable.Code
+		}
 		sp.Offset = p.FetchableEnd(readCommitted)
 		sp.LeaderEpoch = p.LeaderEpoch()
 		return 0
 	case -3: // max timestamp
 		off, ts := p.MaxTimestamp()
 		if off < 0 || off >= p.FetchableEnd(readCommitted) {
+			if notYet {
+				return kerr.OffsetNotAvailable.Code
+			}
 			return 0
 		}
 		sp.Offset, sp.Timestamp = off, ts
@@ -82,6 +95,9 @@ func listOffset(c *conn, p *replica.Partition, rp kmsg.ListOffsetsRequestTopicPa
 			return kerr.KafkaStorageError.Code
 		}
 		if !ok {
+			if notYet {
+				return kerr.OffsetNotAvailable.Code
+			}
 			return 0
 		}
 		sp.Offset, sp.Timestamp = off, ts

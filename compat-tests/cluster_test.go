@@ -197,18 +197,30 @@ func offsetsAtStart(parts int32) map[int32]kgo.Offset {
 func endOffsetsOf(t *testing.T, c *Cluster, topic string) map[int32]int64 {
 	t.Helper()
 	ctx := testCtx(t, 20*time.Second)
-	ends, err := c.Admin().ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatalf("list end offsets: %v", err)
-	}
-	out := make(map[int32]int64)
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Err != nil {
-			t.Fatalf("end offset %s-%d: %v", o.Topic, o.Partition, o.Err)
+	for {
+		ends, err := c.Admin().ListEndOffsets(ctx, topic)
+		if err != nil {
+			t.Fatalf("list end offsets: %v", err)
 		}
-		out[o.Partition] = o.Offset
-	})
-	return out
+		out := make(map[int32]int64)
+		var retry error
+		ends.Each(func(o kadm.ListedOffset) {
+			switch {
+			case kerr.IsRetriable(o.Err) && ctx.Err() == nil:
+				// OFFSET_NOT_AVAILABLE from a leader still learning its
+				// high watermark, or a leader moving: ask again, as
+				// consumers do.
+				retry = o.Err
+			case o.Err != nil:
+				t.Fatalf("end offset %s-%d: %v", o.Topic, o.Partition, o.Err)
+			}
+			out[o.Partition] = o.Offset
+		})
+		if retry == nil {
+			return out
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // TestClusterLeaderFailover: an idempotent acks=all producer keeps writing

@@ -279,6 +279,17 @@ func (p *Partition) ReadForFollower(f FollowerFetch, now time.Time) (FollowerFet
 	return res, nil
 }
 
+// HighWatermarkBehindEpoch reports, on a leader, whether its high
+// watermark has yet to reach the start of its leader epoch: a new leader
+// learns the committed offset only as its followers report, and until then
+// its "latest offset" would go backwards (Kafka answers ListOffsets with
+// OFFSET_NOT_AVAILABLE meanwhile, so clients retry).
+func (p *Partition) HighWatermarkBehindEpoch() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mu.isLeader && p.epochStartLocked() > p.highWatermark.Load()
+}
+
 // epochStartLocked is the offset where the current leader epoch began: a
 // follower joins the ISR only once it has everything from before it.
 func (p *Partition) epochStartLocked() int64 {
