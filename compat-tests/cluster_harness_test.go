@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -314,7 +315,9 @@ func (n *Node) args() []string {
 		"--override", "log.dirs=" + n.LogDir,
 	}
 	for _, o := range n.overrides {
-		args = append(args, "--override", o)
+		// "{id}" stands for the node's ID, for keys that differ per node
+		// (broker.rack=rack-{id}).
+		args = append(args, "--override", strings.ReplaceAll(o, "{id}", strconv.Itoa(int(n.ID))))
 	}
 	return args
 }
