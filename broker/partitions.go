@@ -186,11 +186,20 @@ func (s *partitionSet) dirFor(tp topicPartition) string {
 			return filepath.Join(d, name)
 		}
 	}
-	best, bestN := dirs[0], -1
-	for _, d := range dirs {
-		entries, _ := os.ReadDir(d)
-		if bestN < 0 || len(entries) < bestN {
-			best, bestN = d, len(entries)
+	if len(dirs) == 1 {
+		return filepath.Join(dirs[0], name)
+	}
+	// A new partition goes to the log dir holding the fewest, as Kafka's
+	// LogManager picks; counted from the open partitions rather than by
+	// listing directories, which made creating N partitions cost O(N²).
+	count := make(map[string]int, len(dirs))
+	for _, p := range s.mu.parts {
+		count[filepath.Dir(p.Dir)]++
+	}
+	best := dirs[0]
+	for _, d := range dirs[1:] {
+		if count[filepath.Clean(d)] < count[filepath.Clean(best)] {
+			best = d
 		}
 	}
 	return filepath.Join(best, name)

@@ -87,6 +87,9 @@ func writePartitionMetadata(fsys FS, dir string, topicID [16]byte) error {
 		return fmt.Errorf("write partition metadata in %s: zero topic ID", dir)
 	}
 	data := "version: 0\ntopic_id: " + base64.RawURLEncoding.EncodeToString(topicID[:]) + "\n"
+	if old, err := readFile(fsys, filepath.Join(dir, PartitionMetadataFile)); err == nil && string(old) == data {
+		return nil // already durable: reopening a partition costs no fsync
+	}
 	if err := writeFileAtomic(fsys, filepath.Join(dir, PartitionMetadataFile), []byte(data)); err != nil {
 		return fmt.Errorf("write partition metadata: %w", err)
 	}
