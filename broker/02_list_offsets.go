@@ -37,15 +37,11 @@ func handleListOffsets(c *conn, hdr requestInfo, req kmsg.Request) (reply, error
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
-			p, err := c.b.partitions.leaderFor(rt.Topic, rp.Partition)
-			switch {
-			case err == errUnknownPartition:
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case err != nil:
-				sp.ErrorCode = kerr.NotLeaderForPartition.Code
-			default:
-				sp.ErrorCode = listOffset(c, p, rp, r.IsolationLevel == 1, r.ReplicaID == -1, &sp)
+			p, code := c.b.leaderOrCode(rt.Topic, rp.Partition)
+			if code == 0 {
+				code = listOffset(c, p, rp, r.IsolationLevel == 1, r.ReplicaID == -1, &sp)
 			}
+			sp.ErrorCode = code
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)
@@ -54,12 +50,8 @@ func handleListOffsets(c *conn, hdr requestInfo, req kmsg.Request) (reply, error
 }
 
 func listOffset(c *conn, p *replica.Partition, rp kmsg.ListOffsetsRequestTopicPartition, readCommitted, fromConsumer bool, sp *kmsg.ListOffsetsResponseTopicPartition) int16 {
-	if e := rp.CurrentLeaderEpoch; e >= 0 {
-		if cur := p.LeaderEpoch(); e < cur {
-			return kerr.FencedLeaderEpoch.Code
-		} else if e > cur {
-			return kerr.UnknownLeaderEpoch.Code
-		}
+	if code := fenceLeaderEpoch(p, rp.CurrentLeaderEpoch); code != 0 {
+		return code
 	}
 	// A new leader whose high watermark has not reached its epoch's start
 	// cannot say where the committed log ends yet.

@@ -15,9 +15,7 @@ package broker
 //   v5 flexible; v7: topic ID.
 
 import (
-	"context"
 	"sort"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -28,17 +26,10 @@ import (
 func handleCreateTopics(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
 	r := req.(*kmsg.CreateTopicsRequest)
 	resp := r.ResponseKind().(*kmsg.CreateTopicsResponse)
-	timeout := time.Duration(r.TimeoutMillis) * time.Millisecond
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(c.b.ctx, timeout)
+	ctx, cancel := c.b.adminContext(r.TimeoutMillis)
 	defer cancel()
 
-	count := map[string]int{}
-	for _, rt := range r.Topics {
-		count[rt.Topic]++
-	}
+	repeated := repeatedNames(r.Topics, func(rt kmsg.CreateTopicsRequestTopic) string { return rt.Topic })
 	for _, rt := range r.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
@@ -47,7 +38,7 @@ func handleCreateTopics(c *conn, hdr requestInfo, req kmsg.Request) (reply, erro
 			st.ErrorCode = e.err.Code
 			st.ErrorMessage = kmsg.StringPtr(e.msg)
 		}
-		if count[rt.Topic] > 1 {
+		if repeated[rt.Topic] {
 			fail(topicErr(kerr.InvalidRequest, "Create topics request from client `%s` contains multiple entries for the following topics: %s", hdr.clientID, rt.Topic))
 			resp.Topics = append(resp.Topics, st)
 			continue

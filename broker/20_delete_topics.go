@@ -13,9 +13,7 @@ package broker
 // * v4: flexible; v5: error message; v6: topic IDs.
 
 import (
-	"context"
 	"errors"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -26,11 +24,7 @@ import (
 func handleDeleteTopics(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
 	r := req.(*kmsg.DeleteTopicsRequest)
 	resp := r.ResponseKind().(*kmsg.DeleteTopicsResponse)
-	timeout := time.Duration(r.TimeoutMillis) * time.Millisecond
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(c.b.ctx, timeout)
+	ctx, cancel := c.b.adminContext(r.TimeoutMillis)
 	defer cancel()
 
 	type target struct {

@@ -14,7 +14,6 @@ package broker
 // * v2: current leader epoch; v3: replica ID; v4: flexible.
 
 import (
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -27,23 +26,14 @@ func handleOffsetForLeaderEpoch(c *conn, hdr requestInfo, req kmsg.Request) (rep
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition, sp.LeaderEpoch, sp.EndOffset = rp.Partition, -1, -1
-			p, err := c.b.partitions.leaderFor(rt.Topic, rp.Partition)
-			switch {
-			case err == errUnknownPartition:
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case err != nil:
-				sp.ErrorCode = kerr.NotLeaderForPartition.Code
-			default:
-				cur := p.LeaderEpoch()
-				switch e := rp.CurrentLeaderEpoch; {
-				case e >= 0 && e < cur:
-					sp.ErrorCode = kerr.FencedLeaderEpoch.Code
-				case e > cur:
-					sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
-				default:
-					sp.LeaderEpoch, sp.EndOffset = p.EndOffsetForEpoch(rp.LeaderEpoch)
-				}
+			p, code := c.b.leaderOrCode(rt.Topic, rp.Partition)
+			if code == 0 {
+				code = fenceLeaderEpoch(p, rp.CurrentLeaderEpoch)
 			}
+			if code == 0 {
+				sp.LeaderEpoch, sp.EndOffset = p.EndOffsetForEpoch(rp.LeaderEpoch)
+			}
+			sp.ErrorCode = code
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)

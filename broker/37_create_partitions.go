@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -27,22 +26,15 @@ import (
 func handleCreatePartitions(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
 	r := req.(*kmsg.CreatePartitionsRequest)
 	resp := r.ResponseKind().(*kmsg.CreatePartitionsResponse)
-	timeout := time.Duration(r.TimeoutMillis) * time.Millisecond
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(c.b.ctx, timeout)
+	ctx, cancel := c.b.adminContext(r.TimeoutMillis)
 	defer cancel()
 
-	count := map[string]int{}
-	for _, rt := range r.Topics {
-		count[rt.Topic]++
-	}
+	repeated := repeatedNames(r.Topics, func(rt kmsg.CreatePartitionsRequestTopic) string { return rt.Topic })
 	for _, rt := range r.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
 		var terr *topicError
-		if count[rt.Topic] > 1 {
+		if repeated[rt.Topic] {
 			terr = topicErr(kerr.InvalidRequest, "Duplicate topic in request.")
 		} else {
 			terr = c.b.addPartitions(ctx, rt, r.ValidateOnly)

@@ -60,11 +60,7 @@ type electionResult struct {
 func handleElectLeaders(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
 	r := req.(*kmsg.ElectLeadersRequest)
 	resp := r.ResponseKind().(*kmsg.ElectLeadersResponse)
-	timeout := time.Duration(r.TimeoutMillis) * time.Millisecond
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(c.b.ctx, timeout)
+	ctx, cancel := c.b.adminContext(r.TimeoutMillis)
 	defer cancel()
 
 	electionType := electionPreferred

@@ -98,24 +98,32 @@ func (s *Shard) describeConsumer(groupID string, includeAuthorizedOps bool, fail
 	return r
 }
 
-// validateConsumerCommit is Kafka's ConsumerGroup.validateOffsetCommit for
-// a non-transactional commit: epoch -1 commits are accepted while the
-// group is empty; otherwise the member must exist (UNKNOWN_MEMBER_ID),
-// commit with OffsetCommit v9+ (UNSUPPORTED_VERSION) and at its current
-// member epoch (STALE_MEMBER_EPOCH). The generation field carries the
-// member epoch.
-func validateConsumerCommit(cg *consumerGroup, req *kmsg.OffsetCommitRequest) int16 {
-	if req.Generation < 0 && len(cg.members) == 0 {
+// validateConsumerCommit is Kafka's ConsumerGroup.validateOffsetCommit:
+// epoch -1 commits are accepted while the group is empty, and so is a
+// transactional commit that names no member; otherwise the member must
+// exist (UNKNOWN_MEMBER_ID), a plain commit must come with OffsetCommit v9+
+// (UNSUPPORTED_VERSION), and the commit must be at the member's current
+// epoch: STALE_MEMBER_EPOCH, or ILLEGAL_GENERATION for a transactional
+// commit (TxnOffsetCommit clients do not know the former). The generation
+// field carries the member epoch.
+func validateConsumerCommit(cg *consumerGroup, c committer) int16 {
+	if c.generation < 0 && len(cg.members) == 0 {
 		return 0
 	}
-	m := cg.members[req.MemberID]
+	if c.transactional && c.generation == -1 && c.memberID == "" && c.instanceID == nil {
+		return 0
+	}
+	m := cg.members[c.memberID]
 	if m == nil {
 		return errUnknownMemberID
 	}
-	if req.Version < 9 {
+	if !c.transactional && c.version < 9 {
 		return kerr.UnsupportedVersion.Code
 	}
-	if req.Generation != m.epoch {
+	if c.generation != m.epoch {
+		if c.transactional {
+			return errIllegalGeneration
+		}
 		return kerr.StaleMemberEpoch.Code
 	}
 	return 0

@@ -193,36 +193,7 @@ func readPartSet(r *kbin.Reader) partSet {
 	return out
 }
 
-func valueReader(value []byte) (*kbin.Reader, error) {
-	r := &kbin.Reader{Src: value}
-	if v := r.Int16(); v < 0 {
-		return nil, fmt.Errorf("%w: value version %d", errBadConsumerRecord, v)
-	}
-	return r, nil
-}
-
-func finish(r *kbin.Reader) error {
-	skipTags(r)
-	if err := r.Complete(); err != nil {
-		return fmt.Errorf("%w: %w", errBadConsumerRecord, err)
-	}
-	return nil
-}
-
-func decodeCGInt32(value []byte) (int32, error) {
-	r, err := valueReader(value)
-	if err != nil {
-		return 0, err
-	}
-	v := r.Int32()
-	return v, finish(r)
-}
-
-func decodeCGPartitionMetadata(value []byte) (map[string]TopicMeta, error) {
-	r, err := valueReader(value)
-	if err != nil {
-		return nil, err
-	}
+func readCGPartitionMetadata(r *kbin.Reader) map[string]TopicMeta {
 	out := map[string]TopicMeta{}
 	n := arrayLen(r)
 	for i := 0; i < n && r.Ok(); i++ {
@@ -242,15 +213,14 @@ func decodeCGPartitionMetadata(value []byte) (map[string]TopicMeta, error) {
 		skipTags(r)
 		out[t.Name] = t
 	}
-	return out, finish(r)
+	return out
 }
 
-func decodeCGMember(id string, value []byte) (*cmember, error) {
-	r, err := valueReader(value)
-	if err != nil {
-		return nil, err
-	}
-	m := newCMember(id)
+// readCGMember reads a member's subscription; tag 0 (classic member
+// metadata) is skipped with the value's other tags. Only the fields the
+// record carries are set.
+func readCGMember(r *kbin.Reader) *cmember {
+	m := &cmember{}
 	m.instanceID = r.CompactNullableString()
 	m.rackID = r.CompactNullableString()
 	m.clientID = r.CompactString()
@@ -263,30 +233,36 @@ func decodeCGMember(id string, value []byte) (*cmember, error) {
 	m.regex = r.CompactNullableString()
 	m.rebalanceTimeoutMs = r.Int32()
 	m.assignor = r.CompactNullableString()
-	return m, finish(r) // tag 0 (classic member metadata) is skipped
+	return m
 }
 
-func decodeCGTarget(value []byte) (partSet, error) {
-	r, err := valueReader(value)
-	if err != nil {
-		return nil, err
-	}
-	set := readPartSet(r)
-	return set, finish(r)
-}
-
-func decodeCGCurrent(id string, value []byte) (*cmember, error) {
-	r, err := valueReader(value)
-	if err != nil {
-		return nil, err
-	}
-	m := newCMember(id)
+// readCGCurrent reads a member's current assignment. Only the fields the
+// record carries are set.
+func readCGCurrent(r *kbin.Reader) *cmember {
+	m := &cmember{}
 	m.epoch = r.Int32()
 	m.prevEpoch = r.Int32()
 	m.state = r.Int8()
 	m.assigned = readPartSet(r)
 	m.revoking = readPartSet(r)
-	return m, finish(r)
+	return m
+}
+
+// replayCGValue decodes a KIP-848 value (int16 version, the fields read
+// consumes, a tagged-field section) and applies it. A value that does not
+// decode exactly to its last byte changes nothing.
+func replayCGValue[T any](value []byte, read func(*kbin.Reader) T, apply func(T)) error {
+	r := &kbin.Reader{Src: value}
+	if v := r.Int16(); v < 0 {
+		return fmt.Errorf("%w: value version %d", errBadConsumerRecord, v)
+	}
+	decoded := read(r)
+	skipTags(r)
+	if err := r.Complete(); err != nil {
+		return fmt.Errorf("%w: %w", errBadConsumerRecord, err)
+	}
+	apply(decoded)
+	return nil
 }
 
 // consumerGroupForReplay returns the consumer state of groupID, creating
@@ -304,6 +280,17 @@ func (s *Shard) consumerGroupForReplay(groupID string) *consumerGroup {
 	return g.cg
 }
 
+// memberForReplay returns the member memberID, adding it when a record
+// names it first.
+func (cg *consumerGroup) memberForReplay(memberID string) *cmember {
+	m := cg.members[memberID]
+	if m == nil {
+		m = newCMember(memberID)
+		cg.members[memberID] = m
+	}
+	return m
+}
+
 // replayConsumer applies one KIP-848 record: the only writer of consumer
 // group state, at load and live.
 func (s *Shard) replayConsumer(typ int16, key, value []byte) {
@@ -316,74 +303,47 @@ func (s *Shard) replayConsumer(typ int16, key, value []byte) {
 		s.replayConsumerTombstone(typ, groupID, memberID)
 		return
 	}
-	fail := func(err error) {
+	if err := s.replayConsumerValue(typ, groupID, memberID, value); err != nil {
 		s.logger.Warn("skipping undecodable consumer group record", "partition", s.partition, "group", groupID, "key_version", typ, "err", err)
 	}
+}
+
+// replayConsumerValue applies a KIP-848 record that is not a tombstone;
+// an undecodable value is returned as an error and changes nothing.
+func (s *Shard) replayConsumerValue(typ int16, groupID, memberID string, value []byte) error {
+	consumer := func() *consumerGroup { return s.consumerGroupForReplay(groupID) }
 	switch typ {
 	case cgMetadataKey:
-		epoch, err := decodeCGInt32(value)
-		if err != nil {
-			fail(err)
-			return
-		}
-		s.consumerGroupForReplay(groupID).epoch = epoch
+		return replayCGValue(value, (*kbin.Reader).Int32, func(epoch int32) { consumer().epoch = epoch })
 	case cgPartitionMetadataKey:
-		meta, err := decodeCGPartitionMetadata(value)
-		if err != nil {
-			fail(err)
-			return
-		}
-		s.consumerGroupForReplay(groupID).subMeta = meta
+		return replayCGValue(value, readCGPartitionMetadata, func(meta map[string]TopicMeta) { consumer().subMeta = meta })
 	case cgMemberKey:
-		rm, err := decodeCGMember(memberID, value)
-		if err != nil {
-			fail(err)
-			return
-		}
-		cg := s.consumerGroupForReplay(groupID)
-		m := cg.members[memberID]
-		if m == nil {
-			m = newCMember(memberID)
-			cg.members[memberID] = m
-		}
-		if m.instanceID != nil && cg.static[*m.instanceID] == memberID {
-			delete(cg.static, *m.instanceID)
-		}
-		m.instanceID, m.rackID, m.clientID, m.clientHost = rm.instanceID, rm.rackID, rm.clientID, rm.clientHost
-		m.topicNames, m.regex, m.rebalanceTimeoutMs, m.assignor = rm.topicNames, rm.regex, rm.rebalanceTimeoutMs, rm.assignor
-		if m.instanceID != nil {
-			cg.static[*m.instanceID] = memberID
-		}
+		return replayCGValue(value, readCGMember, func(rm *cmember) {
+			cg := consumer()
+			m := cg.memberForReplay(memberID)
+			if m.instanceID != nil && cg.static[*m.instanceID] == memberID {
+				delete(cg.static, *m.instanceID)
+			}
+			m.instanceID, m.rackID, m.clientID, m.clientHost = rm.instanceID, rm.rackID, rm.clientID, rm.clientHost
+			m.topicNames, m.regex, m.rebalanceTimeoutMs, m.assignor = rm.topicNames, rm.regex, rm.rebalanceTimeoutMs, rm.assignor
+			if m.instanceID != nil {
+				cg.static[*m.instanceID] = memberID
+			}
+		})
 	case cgTargetMetadataKey:
-		epoch, err := decodeCGInt32(value)
-		if err != nil {
-			fail(err)
-			return
-		}
-		s.consumerGroupForReplay(groupID).assignmentEpoch = epoch
+		return replayCGValue(value, (*kbin.Reader).Int32, func(epoch int32) { consumer().assignmentEpoch = epoch })
 	case cgTargetMemberKey:
-		set, err := decodeCGTarget(value)
-		if err != nil {
-			fail(err)
-			return
-		}
-		s.consumerGroupForReplay(groupID).target[memberID] = set
+		return replayCGValue(value, readPartSet, func(target partSet) { consumer().target[memberID] = target })
 	case cgCurrentKey:
-		rm, err := decodeCGCurrent(memberID, value)
-		if err != nil {
-			fail(err)
-			return
-		}
-		cg := s.consumerGroupForReplay(groupID)
-		m := cg.members[memberID]
-		if m == nil {
-			m = newCMember(memberID)
-			cg.members[memberID] = m
-		}
-		cg.removeOwners(m)
-		m.epoch, m.prevEpoch, m.state, m.assigned, m.revoking = rm.epoch, rm.prevEpoch, rm.state, rm.assigned, rm.revoking
-		cg.setOwners(m)
+		return replayCGValue(value, readCGCurrent, func(rm *cmember) {
+			cg := consumer()
+			m := cg.memberForReplay(memberID)
+			cg.removeOwners(m)
+			m.epoch, m.prevEpoch, m.state, m.assigned, m.revoking = rm.epoch, rm.prevEpoch, rm.state, rm.assigned, rm.revoking
+			cg.setOwners(m)
+		})
 	}
+	return nil
 }
 
 func (s *Shard) replayConsumerTombstone(typ int16, groupID, memberID string) {

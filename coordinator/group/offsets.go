@@ -30,9 +30,7 @@ import (
 // group.instance.id; v10 topic IDs — the broker resolves them into Topic
 // before calling, and the response echoes both.
 func (s *Shard) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRequest) *kmsg.OffsetCommitResponse {
-	fail := func(code int16) *kmsg.OffsetCommitResponse {
-		return commitResponse(req, func(string, int32) int16 { return code })
-	}
+	fail := func(code int16) *kmsg.OffsetCommitResponse { return commitResponse(req, everyPartition(code)) }
 	return runtime.Call(ctx, s.loop, fail, func(reply func(*kmsg.OffsetCommitResponse)) {
 		s.serial(req.Group, func() { s.handleCommit(req, reply) })
 	})
@@ -56,53 +54,23 @@ func commitResponse(req *kmsg.OffsetCommitRequest, code func(topic string, parti
 }
 
 func (s *Shard) handleCommit(req *kmsg.OffsetCommitRequest, reply func(*kmsg.OffsetCommitResponse)) {
-	all := func(code int16) { reply(commitResponse(req, func(string, int32) int16 { return code })) }
-	if code := s.loop.Ready(); code != 0 {
-		all(code)
+	respond := func(code func(topic string, partition int32) int16) { reply(commitResponse(req, code)) }
+	c := committer{generation: req.Generation, memberID: req.MemberID, instanceID: req.InstanceID, version: req.Version}
+	if code := s.validateCommit(req.Group, c); code != 0 {
+		respond(everyPartition(code))
 		return
 	}
-	g := s.groups[req.Group]
-	if g == nil {
-		if req.Generation >= 0 {
-			if req.Version >= 9 {
-				all(kerr.GroupIDNotFound.Code)
-			} else {
-				all(errIllegalGeneration)
-			}
-			return
-		}
-	} else if g.cg != nil {
-		if code := validateConsumerCommit(g.cg, req); code != 0 {
-			all(code)
-			return
-		}
-	} else if code := s.validateOffsetCommit(g, req); code != 0 {
-		all(code)
-		return
-	}
-	if g != nil {
+	if g := s.groups[req.Group]; g != nil {
 		if m := g.members[req.MemberID]; m != nil && (g.is(stateStable) || g.is(statePreparingRebalance)) {
 			s.scheduleHeartbeat(g, m)
 		}
 	}
 
 	now := s.nowMs()
-	codes := map[topicPartition]int16{}
-	var recs []runtime.Record
-	var written []topicPartition
+	var offsets []requestedOffset
 	for _, t := range req.Topics {
 		for _, p := range t.Partitions {
-			tp := topicPartition{t.Topic, p.Partition}
-			if s.cfg.TopicExists != nil && !s.cfg.TopicExists(t.Topic, p.Partition) {
-				codes[tp] = kerr.UnknownTopicOrPartition.Code
-				continue
-			}
-			md := deref(p.Metadata)
-			if len(md) > s.cfg.OffsetMetadataMaxBytes {
-				codes[tp] = kerr.OffsetMetadataTooLarge.Code
-				continue
-			}
-			o := offsetEntry{offset: p.Offset, leaderEpoch: -1, metadata: md, commitTimestamp: now, expireTimestamp: -1}
+			o := offsetEntry{offset: p.Offset, leaderEpoch: -1, metadata: deref(p.Metadata), commitTimestamp: now, expireTimestamp: -1}
 			if req.Version >= 6 {
 				o.leaderEpoch = p.LeaderEpoch
 			}
@@ -112,26 +80,126 @@ func (s *Shard) handleCommit(req *kmsg.OffsetCommitRequest, reply func(*kmsg.Off
 			if req.Version >= 2 && req.Version <= 4 && req.RetentionTimeMillis != -1 {
 				o.expireTimestamp = o.commitTimestamp + req.RetentionTimeMillis
 			}
-			recs = append(recs, offsetRecord(req.Group, tp, o))
-			written = append(written, tp)
+			offsets = append(offsets, requestedOffset{topicPartition{t.Topic, p.Partition}, o})
 		}
 	}
-	respond := func(writeCode int16) {
-		reply(commitResponse(req, func(topic string, partition int32) int16 {
-			if c, ok := codes[topicPartition{topic, partition}]; ok {
-				return c
+	s.commitOffsets(req.Group, offsets, runtime.NoProducer, respond)
+}
+
+// everyPartition answers every partition of a commit with the same code:
+// a commit refused as a whole is answered per partition, as in Kafka.
+func everyPartition(code int16) func(topic string, partition int32) int16 {
+	return func(string, int32) int16 { return code }
+}
+
+// committer is who sends an OffsetCommit or TxnOffsetCommit, as Kafka's
+// validateOffsetCommit takes it; one set of checks serves both APIs, the
+// transactional one being more lenient.
+type committer struct {
+	generation    int32 // the member epoch in a KIP-848 group; -1 for none
+	memberID      string
+	instanceID    *string
+	transactional bool
+	version       int16 // of the request
+}
+
+// validateCommit is the check of an offset commit as a whole, before any
+// partition: the shard must be loaded and the group must accept the
+// committer. An unknown group accepts a commit without a generation (the
+// write creates the group); with one, OffsetCommit v9+ answers
+// GROUP_ID_NOT_FOUND and older versions and TxnOffsetCommit answer
+// ILLEGAL_GENERATION.
+func (s *Shard) validateCommit(groupID string, c committer) int16 {
+	if code := s.loop.Ready(); code != 0 {
+		return code
+	}
+	switch g := s.groups[groupID]; {
+	case g == nil:
+		switch {
+		case c.generation < 0:
+			return 0
+		case !c.transactional && c.version >= 9:
+			return kerr.GroupIDNotFound.Code
+		default:
+			return errIllegalGeneration
+		}
+	case g.cg != nil:
+		return validateConsumerCommit(g.cg, c)
+	default:
+		return g.validateOffsetCommit(c)
+	}
+}
+
+// validateOffsetCommit is Kafka's ClassicGroup.validateOffsetCommit. A
+// transactional commit names its member only from TxnOffsetCommit v3, so
+// the member is checked only when one is named, and the commit is accepted
+// during CompletingRebalance.
+func (g *group) validateOffsetCommit(c committer) int16 {
+	if g.is(stateDead) {
+		return errCoordinatorNotAvailable
+	}
+	if c.generation < 0 && g.is(stateEmpty) {
+		return 0
+	}
+	if c.generation >= 0 || c.memberID != "" || c.instanceID != nil {
+		if code := g.validateMember(c.memberID, c.instanceID); code != 0 {
+			return code
+		}
+		if c.generation != g.generation {
+			return errIllegalGeneration
+		}
+	} else if !c.transactional && !g.is(stateEmpty) {
+		return errUnknownMemberID
+	}
+	if !c.transactional && g.is(stateCompletingRebalance) {
+		return errRebalanceInProgress
+	}
+	return 0
+}
+
+// requestedOffset is one partition's offset as a commit request asks to
+// store it.
+type requestedOffset struct {
+	tp    topicPartition
+	entry offsetEntry
+}
+
+// commitOffsets writes the offsets of a commit that passed validateCommit
+// as one batch from producer, and answers each partition through respond:
+// UNKNOWN_TOPIC_OR_PARTITION (Config.TopicExists) or
+// OFFSET_METADATA_TOO_LARGE for a partition refused, the write's result
+// for the others, which are written all the same.
+func (s *Shard) commitOffsets(groupID string, offsets []requestedOffset, producer runtime.Producer, respond func(code func(topic string, partition int32) int16)) {
+	refused := map[topicPartition]int16{}
+	var recs []runtime.Record
+	var written []topicPartition
+	for _, ro := range offsets {
+		switch {
+		case s.cfg.TopicExists != nil && !s.cfg.TopicExists(ro.tp.topic, ro.tp.partition):
+			refused[ro.tp] = kerr.UnknownTopicOrPartition.Code
+		case len(ro.entry.metadata) > s.cfg.OffsetMetadataMaxBytes:
+			refused[ro.tp] = kerr.OffsetMetadataTooLarge.Code
+		default:
+			recs = append(recs, offsetRecord(groupID, ro.tp, ro.entry))
+			written = append(written, ro.tp)
+		}
+	}
+	answer := func(writeCode int16) {
+		respond(func(topic string, partition int32) int16 {
+			if code, ok := refused[topicPartition{topic, partition}]; ok {
+				return code
 			}
 			return writeCode
-		}))
+		})
 	}
 	if len(recs) == 0 {
-		respond(0)
+		answer(0)
 		return
 	}
-	s.markPending(req.Group, written, 1)
-	s.write(recs, true, func(code int16) {
-		s.markPending(req.Group, written, -1)
-		respond(code)
+	s.markPending(groupID, written, 1)
+	s.writeAs(recs, producer, true, func(code int16) {
+		s.markPending(groupID, written, -1)
+		answer(code)
 	})
 }
 
@@ -157,31 +225,6 @@ func (s *Shard) markPending(groupID string, tps []topicPartition, delta int) {
 	if delta < 0 {
 		s.maybeDrop(g)
 	}
-}
-
-// validateOffsetCommit is Kafka's ClassicGroup.validateOffsetCommit for a
-// non-transactional commit.
-func (s *Shard) validateOffsetCommit(g *group, req *kmsg.OffsetCommitRequest) int16 {
-	if g.is(stateDead) {
-		return errCoordinatorNotAvailable
-	}
-	if req.Generation < 0 && g.is(stateEmpty) {
-		return 0
-	}
-	if req.Generation >= 0 || req.MemberID != "" || req.InstanceID != nil {
-		if code := g.validateMember(req.MemberID, req.InstanceID); code != 0 {
-			return code
-		}
-		if req.Generation != g.generation {
-			return errIllegalGeneration
-		}
-	} else if !g.is(stateEmpty) {
-		return errUnknownMemberID
-	}
-	if g.is(stateCompletingRebalance) {
-		return errRebalanceInProgress
-	}
-	return 0
 }
 
 // OffsetFetch answers one group (the v8+ batched shape; the broker adapts

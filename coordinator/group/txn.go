@@ -4,7 +4,6 @@ import (
 	"context"
 	"sort"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kbroker/kbroker/coordinator/runtime"
@@ -39,9 +38,7 @@ import (
 // calling); v6 topic IDs — the broker resolves them into Topic before
 // calling, and the response echoes both.
 func (s *Shard) TxnOffsetCommit(ctx context.Context, req *kmsg.TxnOffsetCommitRequest) *kmsg.TxnOffsetCommitResponse {
-	fail := func(code int16) *kmsg.TxnOffsetCommitResponse {
-		return txnCommitResponse(req, func(string, int32) int16 { return code })
-	}
+	fail := func(code int16) *kmsg.TxnOffsetCommitResponse { return txnCommitResponse(req, everyPartition(code)) }
 	return runtime.Call(ctx, s.loop, fail, func(reply func(*kmsg.TxnOffsetCommitResponse)) {
 		s.serial(req.Group, func() { s.handleTxnCommit(req, reply) })
 	})
@@ -65,117 +62,31 @@ func txnCommitResponse(req *kmsg.TxnOffsetCommitRequest, code func(topic string,
 }
 
 func (s *Shard) handleTxnCommit(req *kmsg.TxnOffsetCommitRequest, reply func(*kmsg.TxnOffsetCommitResponse)) {
-	all := func(code int16) { reply(txnCommitResponse(req, func(string, int32) int16 { return code })) }
-	if code := s.loop.Ready(); code != 0 {
-		all(code)
-		return
+	respond := func(code func(topic string, partition int32) int16) { reply(txnCommitResponse(req, code)) }
+	c := committer{generation: -1, transactional: true, version: req.Version}
+	if req.Version >= 3 { // the member fields do not exist below v3
+		c.generation, c.memberID, c.instanceID = req.Generation, req.MemberID, req.InstanceID
 	}
-	gen, memberID, instanceID := req.Generation, req.MemberID, req.InstanceID
-	if req.Version < 3 {
-		gen, memberID, instanceID = -1, "", nil
-	}
-	var code int16
-	switch g := s.groups[req.Group]; {
-	case g == nil:
-		if gen >= 0 {
-			code = errIllegalGeneration
-		}
-	case g.cg != nil:
-		code = validateConsumerTxnCommit(g.cg, gen, memberID, instanceID)
-	default:
-		code = validateTxnCommit(g, gen, memberID, instanceID)
-	}
-	if code != 0 {
-		all(code)
+	if code := s.validateCommit(req.Group, c); code != 0 {
+		respond(everyPartition(code))
 		return
 	}
 
 	now := s.nowMs()
-	codes := map[topicPartition]int16{}
-	var recs []runtime.Record
-	var written []topicPartition
+	var offsets []requestedOffset
 	for _, t := range req.Topics {
 		for _, p := range t.Partitions {
-			tp := topicPartition{t.Topic, p.Partition}
-			if s.cfg.TopicExists != nil && !s.cfg.TopicExists(t.Topic, p.Partition) {
-				codes[tp] = kerr.UnknownTopicOrPartition.Code
-				continue
-			}
-			md := deref(p.Metadata)
-			if len(md) > s.cfg.OffsetMetadataMaxBytes {
-				codes[tp] = kerr.OffsetMetadataTooLarge.Code
-				continue
-			}
-			o := offsetEntry{offset: p.Offset, leaderEpoch: -1, metadata: md, commitTimestamp: now, expireTimestamp: -1}
+			o := offsetEntry{offset: p.Offset, leaderEpoch: -1, metadata: deref(p.Metadata), commitTimestamp: now, expireTimestamp: -1}
 			if req.Version >= 2 {
 				o.leaderEpoch = p.LeaderEpoch
 			}
-			recs = append(recs, offsetRecord(req.Group, tp, o))
-			written = append(written, tp)
+			offsets = append(offsets, requestedOffset{topicPartition{t.Topic, p.Partition}, o})
 		}
-	}
-	respond := func(writeCode int16) {
-		reply(txnCommitResponse(req, func(topic string, partition int32) int16 {
-			if c, ok := codes[topicPartition{topic, partition}]; ok {
-				return c
-			}
-			return writeCode
-		}))
-	}
-	if len(recs) == 0 {
-		respond(0)
-		return
 	}
 	// Kafka marks a batch transactional exactly when it has a producer ID;
 	// without one the offsets are a plain commit.
-	p := runtime.Producer{ID: req.ProducerID, Epoch: req.ProducerEpoch, Transactional: req.ProducerID >= 0}
-	s.markPending(req.Group, written, 1)
-	s.writeAs(recs, p, true, func(code int16) {
-		s.markPending(req.Group, written, -1)
-		respond(code)
-	})
-}
-
-// validateTxnCommit is Kafka's ClassicGroup.validateOffsetCommit for a
-// transactional commit: older TxnOffsetCommit versions name no member, so
-// the member is only checked when one is named, and a commit during
-// CompletingRebalance is accepted.
-func validateTxnCommit(g *group, gen int32, memberID string, instanceID *string) int16 {
-	if g.is(stateDead) {
-		return errCoordinatorNotAvailable
-	}
-	if gen < 0 && g.is(stateEmpty) {
-		return 0
-	}
-	if gen >= 0 || memberID != "" || instanceID != nil {
-		if code := g.validateMember(memberID, instanceID); code != 0 {
-			return code
-		}
-		if gen != g.generation {
-			return errIllegalGeneration
-		}
-	}
-	return 0
-}
-
-// validateConsumerTxnCommit is Kafka's ConsumerGroup.validateOffsetCommit
-// for a transactional commit, with STALE_MEMBER_EPOCH turned into
-// ILLEGAL_GENERATION (TxnOffsetCommit clients do not know the former).
-func validateConsumerTxnCommit(cg *consumerGroup, gen int32, memberID string, instanceID *string) int16 {
-	if gen < 0 && len(cg.members) == 0 {
-		return 0
-	}
-	if gen == -1 && memberID == "" && instanceID == nil {
-		return 0
-	}
-	m := cg.members[memberID]
-	if m == nil {
-		return errUnknownMemberID
-	}
-	if gen != m.epoch {
-		return errIllegalGeneration
-	}
-	return 0
+	producer := runtime.Producer{ID: req.ProducerID, Epoch: req.ProducerEpoch, Transactional: req.ProducerID >= 0}
+	s.commitOffsets(req.Group, offsets, producer, respond)
 }
 
 // CompleteTransaction applies the end of producerID's transaction to this

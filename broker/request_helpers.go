@@ -1,0 +1,80 @@
+package broker
+
+// Pieces several API handlers share: the deadline and duplicate-name
+// check of the admin requests the controller serves (CreateTopics,
+// DeleteTopics, CreatePartitions, ElectLeaders), and the leader lookup and
+// leader-epoch fencing of per-partition reads (ListOffsets,
+// OffsetForLeaderEpoch).
+
+import (
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/kbroker/kbroker/broker/replica"
+)
+
+// defaultAdminTimeout bounds an admin request whose timeout is zero or
+// negative, so that a stuck controller write cannot hold the connection.
+const defaultAdminTimeout = 30 * time.Second
+
+// adminContext is the context an admin request's controller writes and
+// metadata waits run under: its TimeoutMillis (defaultAdminTimeout when
+// not positive), ended early when the broker shuts down.
+func (b *Broker) adminContext(timeoutMillis int32) (context.Context, context.CancelFunc) {
+	timeout := time.Duration(timeoutMillis) * time.Millisecond
+	if timeout <= 0 {
+		timeout = defaultAdminTimeout
+	}
+	return context.WithTimeout(b.ctx, timeout)
+}
+
+// repeatedNames returns the names given more than once among items: as
+// in Kafka, every occurrence of a topic named twice in one admin request
+// fails, since the request does not say which one is meant.
+func repeatedNames[T any](items []T, name func(T) string) map[string]bool {
+	count := map[string]int{}
+	for _, it := range items {
+		count[name(it)]++
+	}
+	repeated := map[string]bool{}
+	for n, c := range count {
+		if c > 1 {
+			repeated[n] = true
+		}
+	}
+	return repeated
+}
+
+// leaderOrCode returns the partition if this broker leads it, else the
+// code a partition-level answer carries: UNKNOWN_TOPIC_OR_PARTITION when
+// it does not exist, NOT_LEADER_OR_FOLLOWER otherwise (the client
+// refreshes its metadata and retries on the leader).
+func (b *Broker) leaderOrCode(topic string, partition int32) (*replica.Partition, int16) {
+	p, err := b.partitions.leaderFor(topic, partition)
+	switch {
+	case err == errUnknownPartition:
+		return nil, kerr.UnknownTopicOrPartition.Code
+	case err != nil:
+		return nil, kerr.NotLeaderForPartition.Code
+	}
+	return p, 0
+}
+
+// fenceLeaderEpoch checks the leader epoch a client believes current
+// (KIP-320; negative: not checked) against the partition's:
+// FENCED_LEADER_EPOCH when the client's is older, UNKNOWN_LEADER_EPOCH when
+// it is newer than this broker has seen yet.
+func fenceLeaderEpoch(p *replica.Partition, current int32) int16 {
+	if current < 0 {
+		return 0
+	}
+	switch leader := p.LeaderEpoch(); {
+	case current < leader:
+		return kerr.FencedLeaderEpoch.Code
+	case current > leader:
+		return kerr.UnknownLeaderEpoch.Code
+	}
+	return 0
+}
