@@ -9,15 +9,19 @@ import (
 // (maxRetainedReadBuffer), in power-of-two size classes. Without it every
 // large produce request allocated and zeroed a fresh multi-megabyte buffer,
 // and the garbage collector then spent a tenth of the broker's CPU on them.
-// sync.Pool drops idle buffers over two GC cycles, so memory stays bounded
-// by the traffic in flight, not by the traffic seen.
+// It keeps at most framePoolBudget bytes, so the memory it holds is bounded
+// by that constant rather than by traffic (a sync.Pool let the heap, and
+// the broker's peak RSS under the benchmark, grow by tens of megabytes).
 type framePool struct {
-	classes [framePoolClasses]sync.Pool
+	mu       sync.Mutex
+	free     [framePoolClasses][][]byte
+	retained int // bytes in free
 }
 
 const (
-	framePoolMinShift = 21 // 2 MiB: the first class above maxRetainedReadBuffer
-	framePoolClasses  = 8  // up to 256 MiB; larger frames are allocated and dropped
+	framePoolMinShift = 21       // 2 MiB: the first class above maxRetainedReadBuffer
+	framePoolClasses  = 4        // up to 16 MiB; larger frames are allocated and dropped
+	framePoolBudget   = 16 << 20 // most bytes kept for reuse
 )
 
 // classOf returns the size class of n (the smallest power of two >= n) and
@@ -29,25 +33,37 @@ func classOf(n int) (int, bool) {
 	return i, i < framePoolClasses
 }
 
-// get returns a buffer of length size: a pooled one above what a
-// connection keeps, an exact fresh one below.
+// get returns a buffer of length size: a recycled one above what a
+// connection keeps when one is free, a fresh one otherwise.
 func (p *framePool) get(size int) []byte {
 	i, ok := classOf(size)
 	if !ok || size <= maxRetainedReadBuffer {
 		return make([]byte, size)
 	}
-	if b, _ := p.classes[i].Get().(*[]byte); b != nil {
-		return (*b)[:size]
+	p.mu.Lock()
+	if n := len(p.free[i]); n > 0 {
+		b := p.free[i][n-1]
+		p.free[i] = p.free[i][:n-1]
+		p.retained -= cap(b)
+		p.mu.Unlock()
+		return b[:size]
 	}
+	p.mu.Unlock()
 	return make([]byte, size, 1<<(i+framePoolMinShift))
 }
 
-// put gives back a buffer from get once nothing refers to it.
+// put gives back a buffer from get once nothing refers to it; it is
+// dropped when it is not of a class size or the budget is spent.
 func (p *framePool) put(b []byte) {
 	i, ok := classOf(cap(b))
 	if !ok || cap(b) != 1<<(i+framePoolMinShift) {
-		return // not one of ours
+		return
 	}
-	b = b[:0]
-	p.classes[i].Put(&b)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.retained+cap(b) > framePoolBudget {
+		return
+	}
+	p.free[i] = append(p.free[i], b[:0])
+	p.retained += cap(b)
 }

@@ -15,15 +15,22 @@ func TestFramePool(t *testing.T) {
 	big[0] = 42
 	p.put(big)
 	again := p.get(4 << 20)
-	if cap(again) != 4<<20 {
-		t.Fatalf("4 MiB frame: cap %d, want 4 MiB", cap(again))
+	if cap(again) != 4<<20 || again[0] != 42 {
+		t.Fatalf("4 MiB frame: cap %d first byte %d, want the recycled 4 MiB buffer", cap(again), again[0])
 	}
-	p.put(make([]byte, 5<<20)) // not a class size: dropped, not pooled
+	p.put(make([]byte, 5<<20)) // not a class size: dropped
 	if b := p.get(5 << 20); cap(b) != 8<<20 {
 		t.Fatalf("5 MiB frame: cap %d, want the 8 MiB class", cap(b))
 	}
 	huge := p.get(300 << 20)
 	if cap(huge) != 300<<20 {
 		t.Fatalf("300 MiB frame: cap %d, want exact (unpooled)", cap(huge))
+	}
+	// The budget bounds what is kept: 16 MiB of 8 MiB buffers is two.
+	for i := 0; i < 5; i++ {
+		p.put(make([]byte, 0, 8<<20))
+	}
+	if p.retained != framePoolBudget || len(p.free[2]) != 2 {
+		t.Fatalf("after five 8 MiB puts: %d bytes in %d buffers kept, want %d in 2", p.retained, len(p.free[2]), framePoolBudget)
 	}
 }
