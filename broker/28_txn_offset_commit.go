@@ -5,6 +5,12 @@ package broker
 // Behavior:
 // * v5+ (transactions v2): the group's __consumer_offsets partition is
 //   added to the transaction implicitly, through the coordinator.
+// * v0-4 (transactions v1), with transaction.partition.verification.enable:
+//   unless the producer already has a transaction open on the group's
+//   partition, the transaction coordinator must confirm the partition is in
+//   the transaction (KIP-890 part 1), so a late commit cannot leave
+//   offsets pending forever. Unlike Produce, the check is not fenced
+//   against a marker landing between it and the coordinator's write.
 // * Offsets committed inside a transaction stay pending in the group
 //   coordinator until the transaction's marker reaches the group's
 //   __consumer_offsets partition: visible on commit, dropped on abort.
@@ -35,10 +41,13 @@ func handleTxnOffsetCommit(c *conn, hdr requestInfo, req kmsg.Request) (reply, e
 	ctx, cancel := c.requestContext()
 	defer cancel()
 	shard, kerrErr := c.b.groups.shardFor(ctx, r.Group)
-	if kerrErr == nil && r.Version >= 5 {
+	switch {
+	case kerrErr == nil && r.Version >= 5:
 		// Transactions v2: the group's offsets partition joins the
 		// transaction here, as a produce does (no AddOffsetsToTxn).
 		kerrErr = c.addOffsetsPartition(ctx, r)
+	case kerrErr == nil && c.b.cfg.TransactionPartitionVerificationEnable:
+		kerrErr = c.verifyOffsetsPartition(ctx, r)
 	}
 	if kerrErr != nil {
 		resp := r.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
@@ -55,6 +64,40 @@ func handleTxnOffsetCommit(c *conn, hdr requestInfo, req kmsg.Request) (reply, e
 		return now(resp), nil
 	}
 	return now(shard.TxnOffsetCommit(ctx, r)), nil
+}
+
+// verifyOffsetsPartition asks the transaction coordinator whether the
+// group's __consumer_offsets partition is in the producer's transaction
+// (transactions v1), unless a transaction of the producer is already open
+// there. Errors map as Kafka maps them for TxnOffsetCommit: PRODUCER_FENCED
+// as INVALID_PRODUCER_EPOCH, TRANSACTION_ABORTABLE as INVALID_TXN_STATE
+// before v4, retriable coordinator errors as COORDINATOR_NOT_AVAILABLE.
+func (c *conn) verifyOffsetsPartition(ctx context.Context, r *kmsg.TxnOffsetCommitRequest) *kerr.Error {
+	_, p, kerrErr := c.b.groups.partitionFor(ctx, r.Group, group.PartitionFor)
+	if kerrErr != nil {
+		return kerrErr
+	}
+	if part, err := c.b.partitions.leaderFor(offsetsTopic, p); err == nil && part.HasOngoingTransaction(r.ProducerID) {
+		return nil
+	}
+	code := c.b.verifyInTransaction(ctx, r.TransactionalID, r.ProducerID, r.ProducerEpoch, map[string][]int32{offsetsTopic: {p}})
+	switch code {
+	case 0:
+		return nil
+	case kerr.ProducerFenced.Code:
+		return kerr.InvalidProducerEpoch
+	case kerr.TransactionAbortable.Code:
+		if r.Version < 4 {
+			return kerr.InvalidTxnState
+		}
+		return kerr.TransactionAbortable
+	case kerr.NotCoordinator.Code, kerr.CoordinatorLoadInProgress.Code, kerr.ConcurrentTransactions.Code, kerr.NetworkException.Code:
+		return kerr.CoordinatorNotAvailable
+	}
+	if e, ok := kerr.ErrorForCode(code).(*kerr.Error); ok {
+		return e
+	}
+	return kerr.UnknownServerError
 }
 
 // addOffsetsPartition adds the group's __consumer_offsets partition to the

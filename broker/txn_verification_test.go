@@ -232,3 +232,80 @@ func TestTransactionVerificationAcrossBrokers(t *testing.T) {
 		t.Errorf("after the late produce: log end %d, last stable offset %d; want both 2", end, lso)
 	}
 }
+
+func (p *v1Producer) addOffsets(group string) int16 {
+	req := kmsg.NewPtrAddOffsetsToTxnRequest()
+	req.SetVersion(3)
+	req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group = p.id, p.pid, p.epoch, group
+	return rawRequest(p.t, p.coord, req).(*kmsg.AddOffsetsToTxnResponse).ErrorCode
+}
+
+func (p *v1Producer) commitOffset(group, topic string, offset int64) int16 {
+	req := kmsg.NewPtrTxnOffsetCommitRequest()
+	req.SetVersion(3)
+	req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = p.id, group, p.pid, p.epoch
+	req.Generation = -1
+	rt := kmsg.NewTxnOffsetCommitRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+	rp.Partition, rp.Offset, rp.LeaderEpoch = 0, offset, -1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	return rawRequest(p.t, p.coord, req).(*kmsg.TxnOffsetCommitResponse).Topics[0].Partitions[0].ErrorCode
+}
+
+// TestTxnOffsetCommitVerification (KIP-890 part 1 for offsets): a
+// transactions-v1 TxnOffsetCommit whose group partition is not in the
+// transaction — never added, or added to a transaction since aborted — is
+// refused with INVALID_TXN_STATE, so it cannot leave offsets pending
+// forever (which would answer require_stable fetches UNSTABLE_OFFSET_COMMIT
+// for good).
+func TestTxnOffsetCommitVerification(t *testing.T) {
+	tb := startBroker(t, t.TempDir(), func(c *config.Config) {
+		c.TransactionStateLogReplicationFactor, c.TransactionStateLogNumPartitions, c.TransactionStateLogMinIsr = 1, 1, 1
+		c.OffsetsTopicReplicationFactor, c.OffsetsTopicNumPartitions = 1, 1
+	})
+	cl := newClient(t, tb.addr)
+	createTopic(t, cl, "tvo", 1, nil)
+	const group = "v1-group"
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.CoordinatorKey = group
+	waitUntil(t, 10*time.Second, "the group coordinator is found", func() bool {
+		resp, err := fc.RequestWith(context.Background(), cl)
+		return err == nil && resp.ErrorCode == 0 && (len(resp.Coordinators) == 0 || resp.Coordinators[0].ErrorCode == 0)
+	})
+	p := newV1Producer(t, cl, cl, "v1-offsets")
+
+	if code := p.commitOffset(group, "tvo", 5); code != kerr.InvalidTxnState.Code {
+		t.Errorf("TxnOffsetCommit before AddOffsetsToTxn: %d, want INVALID_TXN_STATE", code)
+	}
+	if code := p.addOffsets(group); code != 0 {
+		t.Fatalf("AddOffsetsToTxn: %d", code)
+	}
+	if code := p.commitOffset(group, "tvo", 5); code != 0 {
+		t.Fatalf("TxnOffsetCommit after AddOffsetsToTxn: %d", code)
+	}
+	if code := p.abort(); code != 0 {
+		t.Fatalf("EndTxn abort: %d", code)
+	}
+	offsets, err := tb.partitions.leaderFor("__consumer_offsets", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, "the abort marker reaches the group's partition", func() bool {
+		return offsets.LastStableOffset() == offsets.LogEndOffset() && !offsets.HasOngoingTransaction(p.pid)
+	})
+	if code := p.commitOffset(group, "tvo", 7); code != kerr.InvalidTxnState.Code {
+		t.Errorf("late TxnOffsetCommit after the abort: %d, want INVALID_TXN_STATE", code)
+	}
+	fetch := kmsg.NewPtrOffsetFetchRequest()
+	fetch.SetVersion(7)
+	fetch.Group, fetch.RequireStable = group, true
+	ft := kmsg.NewOffsetFetchRequestTopic()
+	ft.Topic, ft.Partitions = "tvo", []int32{0}
+	fetch.Topics = append(fetch.Topics, ft)
+	resp := rawRequest(t, cl, fetch).(*kmsg.OffsetFetchResponse)
+	if got := resp.Topics[0].Partitions[0]; got.ErrorCode != 0 || got.Offset != -1 {
+		t.Errorf("require_stable offset fetch after the late commit: error %d offset %d, want no pending offset (error 0, offset -1)", got.ErrorCode, got.Offset)
+	}
+}

@@ -40,6 +40,12 @@ func (p *Partition) StartVerification(producerID int64) *VerificationGuard {
 	return g
 }
 
+// HasOngoingTransaction reports whether the producer has a transaction
+// open on this partition.
+func (p *Partition) HasOngoingTransaction(producerID int64) bool {
+	return p.log.HasOngoingTransaction(producerID)
+}
+
 // EndVerification releases a guard from StartVerification once its batch
 // was appended or refused.
 func (p *Partition) EndVerification(producerID int64, g *VerificationGuard) {
