@@ -406,7 +406,10 @@ func (c *conn) buildFetch(r *kmsg.FetchRequest, session *fetchSession, full bool
 		fp := &results[i]
 		sp := fp.sp
 		if !full {
-			changed := fp.data.Size > 0 || fp.errCode != 0 ||
+			// As Kafka's CachedPartition: records, an error, a moved high
+			// watermark or log start, or a preferred read replica (the
+			// client must hear of it, or it polls an empty leader forever).
+			changed := fp.data.Size > 0 || fp.errCode != 0 || fp.preferredReadReplica >= 0 || fp.diverging != nil ||
 				fp.highWatermark != sp.lastHighWatermark || fp.logStartOffset != sp.lastLogStartOffset
 			if !changed {
 				continue

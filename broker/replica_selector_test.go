@@ -191,3 +191,58 @@ func TestFetchFromFollowerVersions(t *testing.T) {
 		t.Errorf("without replica.selector.class the consumer read batches from %v; want the leader %d", src.snapshot(), leader)
 	}
 }
+
+// TestPreferredReplicaInIncrementalSession: a leader that starts naming a
+// preferred read replica inside an incremental fetch session includes the
+// partition even though nothing else about it changed, as Kafka's
+// CachedPartition does — otherwise the client would poll an empty leader
+// for ever.
+func TestPreferredReplicaInIncrementalSession(t *testing.T) {
+	c := startCluster(t, 3, func(cfg *config.Config) {
+		cfg.BrokerRack = fmt.Sprintf("rack-%d", cfg.NodeID)
+		cfg.ReplicaSelectorClass = config.RackAwareReplicaSelector
+	})
+	createReplicatedTopic(t, c, "ffs", 1, "2")
+	waitUntil(t, 10*time.Second, "full ISR", func() bool { return len(c.isrOf("ffs", 0)) == 3 })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	prod := c.client(kgo.DefaultProduceTopic("ffs"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	leader := c.leaderOf("ffs", 0)
+	follower := leader%3 + 1
+	// rawRequest pins the version, on its own connection to the leader.
+	conn := newClient(t, c.brokers[leader-1].listeners[0].Addr().String())
+	fetch := func(sessionID, epoch int32, rack string, withPartition bool) *kmsg.FetchResponse {
+		t.Helper()
+		req := kmsg.NewPtrFetchRequest()
+		req.SetVersion(12)
+		req.ReplicaID, req.MaxBytes, req.Rack = -1, 1<<20, rack
+		req.SessionID, req.SessionEpoch = sessionID, epoch
+		if withPartition {
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic = "ffs"
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.FetchOffset, rp.PartitionMaxBytes, rp.CurrentLeaderEpoch = 1, 1<<20, -1
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+		}
+		resp := rawRequest(t, conn, req).(*kmsg.FetchResponse)
+		if resp.ErrorCode != 0 {
+			t.Fatalf("fetch session %d epoch %d: error %d", sessionID, epoch, resp.ErrorCode)
+		}
+		return resp
+	}
+	first := fetch(0, 0, "", true)
+	if first.SessionID == 0 || len(first.Topics) != 1 {
+		t.Fatalf("full fetch: session %d, %d topics; want a session and the partition", first.SessionID, len(first.Topics))
+	}
+	next := fetch(first.SessionID, 1, fmt.Sprintf("rack-%d", follower), false)
+	if len(next.Topics) != 1 || len(next.Topics[0].Partitions) != 1 {
+		t.Fatalf("incremental fetch from rack-%d: %d topics, want the partition naming replica %d", follower, len(next.Topics), follower)
+	}
+	if got := next.Topics[0].Partitions[0]; got.PreferredReadReplica != follower || got.ErrorCode != 0 {
+		t.Fatalf("preferred read replica %d (error %d), want %d", got.PreferredReadReplica, got.ErrorCode, follower)
+	}
+}
