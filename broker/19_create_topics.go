@@ -43,7 +43,7 @@ func handleCreateTopics(c *conn, hdr requestInfo, req kmsg.Request) (reply, erro
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}
-		if c.b.controller.Load() == nil {
+		if c.b.awaitController(ctx) == nil {
 			fail(topicErr(kerr.NotController, "This broker is not the controller."))
 			resp.Topics = append(resp.Topics, st)
 			continue

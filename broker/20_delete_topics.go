@@ -51,7 +51,7 @@ func handleDeleteTopics(c *conn, hdr requestInfo, req kmsg.Request) (reply, erro
 		} else {
 			topic = img.TopicsByID[t.id]
 		}
-		ctl := c.b.controller.Load()
+		ctl := c.b.awaitController(ctx)
 		switch {
 		case ctl == nil:
 			st.ErrorCode = kerr.NotController.Code

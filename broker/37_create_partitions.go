@@ -49,7 +49,7 @@ func handleCreatePartitions(c *conn, hdr requestInfo, req kmsg.Request) (reply, 
 }
 
 func (b *Broker) addPartitions(ctx context.Context, rt kmsg.CreatePartitionsRequestTopic, validateOnly bool) *topicError {
-	ctl := b.controller.Load()
+	ctl := b.awaitController(ctx)
 	if ctl == nil {
 		return topicErr(kerr.NotController, "This broker is not the controller.")
 	}

@@ -70,7 +70,7 @@ func handleElectLeaders(c *conn, hdr requestInfo, req kmsg.Request) (reply, erro
 	electAll := r.Topics == nil
 	targets := electionTargets(c.b.view.Image(), r.Topics)
 	results := make([]electionResult, len(targets))
-	ctl := c.b.controller.Load()
+	ctl := c.b.awaitController(ctx)
 	var lastRev int64
 	for i, tg := range targets {
 		switch {

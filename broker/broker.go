@@ -176,6 +176,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broke
 	go b.flushLoop()
 	go b.cleanupLoop()
 
+	b.awaitFirstController(ctx)
 	b.partitions.openExisting(b.view.Image())
 	b.groups.startLed(b.view.Image())
 	b.txns.startLed(b.view.Image())
@@ -191,6 +192,32 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broke
 	ok = true
 	return b, nil
 }
+
+// awaitFirstController holds the listeners back until a controller is
+// elected (and ready, when it is this broker), as a Kafka broker serves only
+// once it has caught up with the metadata: clients that ask for the
+// controller as their first request (kafka-go's admin client) would
+// otherwise be told there is none, and cache that. It gives up, with a
+// warning, when ctx ends or after controllerStartWait.
+func (b *Broker) awaitFirstController(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, controllerStartWait)
+	defer cancel()
+	for {
+		id := b.view.Image().ControllerID
+		if id >= 0 && (id != b.nodeID || b.controller.Load() != nil) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			b.logger.Warn("serving before a controller is elected; admin requests may answer NOT_CONTROLLER for a moment", "waited", controllerStartWait)
+			return
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// controllerStartWait bounds awaitFirstController.
+const controllerStartWait = 10 * time.Second
 
 func ttlSeconds(d time.Duration) int {
 	return max(int((d+time.Second-1)/time.Second), 2)

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/kbroker/kbroker/broker/replica"
+	"github.com/kbroker/kbroker/etcd"
 )
 
 // defaultAdminTimeout bounds an admin request whose timeout is zero or
@@ -45,6 +46,38 @@ func repeatedNames[T any](items []T, name func(T) string) map[string]bool {
 		}
 	}
 	return repeated
+}
+
+// controllerWait bounds how long an admin request waits for this broker's
+// controller role to be ready (see awaitController).
+const controllerWait = 3 * time.Second
+
+// awaitController returns this broker's controller handle for an admin
+// request, or nil (NOT_CONTROLLER) when another broker is the controller.
+// Clients see an election's result (Metadata names this broker) a moment
+// before the controller loop runs here, and right after start-up there may
+// be no controller yet; answering NOT_CONTROLLER then breaks clients that
+// do not retry it (kafka-go), so the request waits up to controllerWait for
+// the role to settle. A broker that is plainly not the controller answers
+// at once, so the client goes to the right one.
+func (b *Broker) awaitController(ctx context.Context) *etcd.Controller {
+	deadline := time.Now().Add(controllerWait)
+	for {
+		if ctl := b.controller.Load(); ctl != nil {
+			return ctl
+		}
+		if id := b.view.Image().ControllerID; id >= 0 && id != b.nodeID {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // leaderOrCode returns the partition if this broker leads it, else the

@@ -218,7 +218,7 @@ func initialStates(img *etcd.Image, assignment [][]int32) []etcd.PartitionState 
 // createTopic writes a planned topic through the controller and waits until
 // this broker's image shows it.
 func (b *Broker) createTopic(ctx context.Context, spec etcd.TopicSpec, states []etcd.PartitionState) *topicError {
-	ctl := b.controller.Load()
+	ctl := b.awaitController(ctx)
 	if ctl == nil {
 		return topicErr(kerr.NotController, "This broker is not the controller.")
 	}
