@@ -28,6 +28,9 @@ func handleCreateTopics(c *conn, hdr requestInfo, req kmsg.Request) (reply, erro
 	resp := r.ResponseKind().(*kmsg.CreateTopicsResponse)
 	ctx, cancel := c.b.adminContext(r.TimeoutMillis)
 	defer cancel()
+	if fwd, ok := c.forwardIfNotController(ctx, hdr, r); ok {
+		return now(fwd), nil
+	}
 
 	repeated := repeatedNames(r.Topics, func(rt kmsg.CreateTopicsRequestTopic) string { return rt.Topic })
 	for _, rt := range r.Topics {
@@ -43,7 +46,7 @@ func handleCreateTopics(c *conn, hdr requestInfo, req kmsg.Request) (reply, erro
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}
-		if c.b.awaitController(ctx) == nil {
+		if c.b.controller.Load() == nil { // settled by forwardIfNotController
 			fail(topicErr(kerr.NotController, "This broker is not the controller."))
 			resp.Topics = append(resp.Topics, st)
 			continue

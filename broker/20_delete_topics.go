@@ -26,6 +26,9 @@ func handleDeleteTopics(c *conn, hdr requestInfo, req kmsg.Request) (reply, erro
 	resp := r.ResponseKind().(*kmsg.DeleteTopicsResponse)
 	ctx, cancel := c.b.adminContext(r.TimeoutMillis)
 	defer cancel()
+	if fwd, ok := c.forwardIfNotController(ctx, hdr, r); ok {
+		return now(fwd), nil
+	}
 
 	type target struct {
 		name *string
@@ -51,7 +54,7 @@ func handleDeleteTopics(c *conn, hdr requestInfo, req kmsg.Request) (reply, erro
 		} else {
 			topic = img.TopicsByID[t.id]
 		}
-		ctl := c.b.awaitController(ctx)
+		ctl := c.b.controller.Load() // settled by forwardIfNotController
 		switch {
 		case ctl == nil:
 			st.ErrorCode = kerr.NotController.Code

@@ -28,6 +28,9 @@ func handleCreatePartitions(c *conn, hdr requestInfo, req kmsg.Request) (reply, 
 	resp := r.ResponseKind().(*kmsg.CreatePartitionsResponse)
 	ctx, cancel := c.b.adminContext(r.TimeoutMillis)
 	defer cancel()
+	if fwd, ok := c.forwardIfNotController(ctx, hdr, r); ok {
+		return now(fwd), nil
+	}
 
 	repeated := repeatedNames(r.Topics, func(rt kmsg.CreatePartitionsRequestTopic) string { return rt.Topic })
 	for _, rt := range r.Topics {
@@ -49,7 +52,7 @@ func handleCreatePartitions(c *conn, hdr requestInfo, req kmsg.Request) (reply, 
 }
 
 func (b *Broker) addPartitions(ctx context.Context, rt kmsg.CreatePartitionsRequestTopic, validateOnly bool) *topicError {
-	ctl := b.awaitController(ctx)
+	ctl := b.controller.Load() // settled by forwardIfNotController
 	if ctl == nil {
 		return topicErr(kerr.NotController, "This broker is not the controller.")
 	}

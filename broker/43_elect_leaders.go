@@ -62,6 +62,9 @@ func handleElectLeaders(c *conn, hdr requestInfo, req kmsg.Request) (reply, erro
 	resp := r.ResponseKind().(*kmsg.ElectLeadersResponse)
 	ctx, cancel := c.b.adminContext(r.TimeoutMillis)
 	defer cancel()
+	if fwd, ok := c.forwardIfNotController(ctx, hdr, r); ok {
+		return now(fwd), nil
+	}
 
 	electionType := electionPreferred
 	if r.Version >= 1 {
@@ -70,7 +73,7 @@ func handleElectLeaders(c *conn, hdr requestInfo, req kmsg.Request) (reply, erro
 	electAll := r.Topics == nil
 	targets := electionTargets(c.b.view.Image(), r.Topics)
 	results := make([]electionResult, len(targets))
-	ctl := c.b.awaitController(ctx)
+	ctl := c.b.controller.Load() // settled by forwardIfNotController
 	var lastRev int64
 	for i, tg := range targets {
 		switch {

@@ -49,6 +49,9 @@ var apis = [...]api{
 	kmsg.DeleteTopics:     {minVersion: 1, maxVersion: 6, handle: handleDeleteTopics},
 	kmsg.InitProducerID:   {minVersion: 0, maxVersion: 5, handle: handleInitProducerID},
 	kmsg.CreatePartitions: {minVersion: 0, maxVersion: 3, handle: handleCreatePartitions},
+	kmsg.ElectLeaders:     {minVersion: 0, maxVersion: 2, handle: handleElectLeaders},
+
+	kmsg.OffsetForLeaderEpoch: {minVersion: 2, maxVersion: 4, handle: handleOffsetForLeaderEpoch},
 
 	kmsg.AddPartitionsToTxn:   {minVersion: 0, maxVersion: 5, handle: handleAddPartitionsToTxn},
 	kmsg.AddOffsetsToTxn:      {minVersion: 0, maxVersion: 4, handle: handleAddOffsetsToTxn},

@@ -415,7 +415,9 @@ func TestElectLeadersPreferred(t *testing.T) {
 		t.Fatalf("unknown election type: %+v", resp)
 	}
 
-	// A broker that is not the controller refuses every partition.
+	// A broker that is not the controller and cannot forward to it (this
+	// harness builds brokers without inter-broker clients) refuses every
+	// partition; forwarding is TestAdminForwardedToController's.
 	other := c.broker(101)
 	req = kmsg.NewPtrElectLeadersRequest()
 	req.Version, req.Topics = 2, []kmsg.ElectLeadersRequestTopic{rt}

@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"strconv"
@@ -12,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kbroker/kbroker/coordinator/txn"
+	"github.com/kbroker/kbroker/protocol"
 )
 
 // interBroker sends the requests brokers make of each other — transaction
@@ -24,6 +27,11 @@ type interBroker struct {
 	err  error
 }
 
+// interBrokerClientIDPrefix starts the client ID of requests brokers send
+// each other; a forwarded admin request carrying it is never forwarded
+// again.
+const interBrokerClientIDPrefix = "kbroker-"
+
 func (ib *interBroker) client() (*kgo.Client, error) {
 	ib.once.Do(func() {
 		info, ok := ib.b.view.Image().Brokers[ib.b.nodeID]
@@ -34,10 +42,56 @@ func (ib *interBroker) client() (*kgo.Client, error) {
 		ep, _ := ib.b.advertisedEndpoint(info, ib.b.cfg.InterBrokerListener())
 		ib.cl, ib.err = kgo.NewClient(
 			kgo.SeedBrokers(net.JoinHostPort(ep.Host, strconv.Itoa(int(ep.Port)))),
-			kgo.ClientID("kbroker-"+strconv.Itoa(int(ib.b.nodeID))),
+			kgo.ClientID(interBrokerClientIDPrefix+strconv.Itoa(int(ib.b.nodeID))),
 		)
 	})
 	return ib.cl, ib.err
+}
+
+// forward sends req to broker id at exactly the version its client used,
+// on a connection of its own, and returns the answer: fields differ between
+// versions (DeleteTopics v6 names topics in Topics, v5 in TopicNames), so
+// letting franz-go pick its own version would change the request.
+func (ib *interBroker) forward(ctx context.Context, id int32, req kmsg.Request) (kmsg.Response, error) {
+	info, ok := ib.b.view.Image().Brokers[id]
+	if !ok {
+		return nil, fmt.Errorf("broker %d is not registered", id)
+	}
+	ep, ok := ib.b.advertisedEndpoint(info, ib.b.cfg.InterBrokerListener())
+	if !ok {
+		return nil, fmt.Errorf("broker %d has no %s endpoint", id, ib.b.cfg.InterBrokerListener())
+	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ep.Host, strconv.Itoa(int(ep.Port))))
+	if err != nil {
+		return nil, fmt.Errorf("dial broker %d: %w", id, err)
+	}
+	defer nc.Close()
+	if deadline, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(deadline)
+	}
+	const corrID = 1
+	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID(interBrokerClientIDPrefix+strconv.Itoa(int(ib.b.nodeID)))).AppendRequest(nil, req, corrID)
+	if _, err := nc.Write(frame); err != nil {
+		return nil, fmt.Errorf("send to broker %d: %w", id, err)
+	}
+	body, err := protocol.ReadFrame(bufio.NewReader(nc), int32(ib.b.cfg.SocketRequestMaxBytes), nil)
+	if err != nil {
+		return nil, fmt.Errorf("read answer of broker %d: %w", id, err)
+	}
+	resp := req.ResponseKind()
+	resp.SetVersion(req.GetVersion())
+	skip := 4 // correlation ID
+	if resp.IsFlexible() && req.Key() != int16(kmsg.ApiVersions) {
+		skip = 5 // and an empty tagged-field section
+	}
+	if len(body) < skip || int32(binary.BigEndian.Uint32(body)) != corrID {
+		return nil, fmt.Errorf("answer of broker %d: bad response header", id)
+	}
+	if err := resp.ReadFrom(body[skip:]); err != nil {
+		return nil, fmt.Errorf("decode answer of broker %d: %w", id, err)
+	}
+	return resp, nil
 }
 
 func (ib *interBroker) close() {

@@ -8,9 +8,11 @@ package broker
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kbroker/kbroker/broker/replica"
 	"github.com/kbroker/kbroker/etcd"
@@ -78,6 +80,31 @@ func (b *Broker) awaitController(ctx context.Context) *etcd.Controller {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// forwardIfNotController sends an admin request this broker cannot serve,
+// because another broker is the controller, to that controller and returns
+// its answer, as a Kafka 4.x broker forwards admin requests (KIP-590):
+// clients whose metadata names a stale controller, or that send admin
+// requests to any broker, are served rather than told NOT_CONTROLLER.
+// ok is false when this broker should answer itself: it is (or is about to
+// be) the controller, no controller is known, the request was itself
+// forwarded by a broker (never forwarded twice), or the controller could
+// not be reached — then the handler answers NOT_CONTROLLER as before.
+func (c *conn) forwardIfNotController(ctx context.Context, hdr requestInfo, req kmsg.Request) (kmsg.Response, bool) {
+	if c.b.awaitController(ctx) != nil || strings.HasPrefix(hdr.clientID, interBrokerClientIDPrefix) {
+		return nil, false
+	}
+	id := c.b.view.Image().ControllerID
+	if id < 0 || id == c.b.nodeID || c.b.interBroker == nil {
+		return nil, false
+	}
+	resp, err := c.b.interBroker.forward(ctx, id, req)
+	if err != nil {
+		c.b.logger.Info("could not forward an admin request to the controller; answering NOT_CONTROLLER", "api", kmsg.NameForKey(req.Key()), "controller", id, "err", err)
+		return nil, false
+	}
+	return resp, true
 }
 
 // leaderOrCode returns the partition if this broker leads it, else the
