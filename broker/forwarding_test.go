@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -69,5 +70,55 @@ func TestAdminForwardedToController(t *testing.T) {
 	del.TopicNames = []string{"fwd"}
 	if got := rawRequest(t, cl, del).(*kmsg.DeleteTopicsResponse).Topics[0]; got.ErrorCode != 0 {
 		t.Fatalf("DeleteTopics to broker %d: error %d", other, got.ErrorCode)
+	}
+}
+
+// TestOffsetForLeaderEpochServed: OffsetForLeaderEpoch (KIP-320) is
+// advertised and answers a consumer's check: the largest epoch at or below
+// the asked one with its end offset (the log end for the current epoch),
+// undefined for an epoch above every known one,
+// UNKNOWN_LEADER_EPOCH for a current epoch the broker has not reached.
+func TestOffsetForLeaderEpochServed(t *testing.T) {
+	tb := startBroker(t, t.TempDir())
+	cl := newClient(t, tb.addr)
+	createTopic(t, cl, "ofle", 1, nil)
+	if got := produceRaw(t, cl, 9, "ofle", 0, makeBatch(-1, -1, -1, 5, time.Now().UnixMilli())); got.ErrorCode != 0 {
+		t.Fatalf("produce: %d", got.ErrorCode)
+	}
+	ask := func(current, epoch int32) kmsg.OffsetForLeaderEpochResponseTopicPartition {
+		req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+		req.SetVersion(4)
+		req.ReplicaID = -1
+		rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
+		rt.Topic = "ofle"
+		rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+		rp.CurrentLeaderEpoch, rp.LeaderEpoch = current, epoch
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return rawRequest(t, cl, req).(*kmsg.OffsetForLeaderEpochResponse).Topics[0].Partitions[0]
+	}
+	if got := ask(0, 0); got.ErrorCode != 0 || got.LeaderEpoch != 0 || got.EndOffset != 5 {
+		t.Errorf("epoch 0: error %d, epoch %d, end %d; want 0, 0, 5", got.ErrorCode, got.LeaderEpoch, got.EndOffset)
+	}
+	// An epoch above every known one is undefined, as Kafka's
+	// LeaderEpochFileCache.endOffsetFor answers.
+	if got := ask(-1, 7); got.ErrorCode != 0 || got.LeaderEpoch != -1 || got.EndOffset != -1 {
+		t.Errorf("epoch 7: error %d, epoch %d, end %d; want -1, -1", got.ErrorCode, got.LeaderEpoch, got.EndOffset)
+	}
+	if got := ask(3, 0); got.ErrorCode != kerr.UnknownLeaderEpoch.Code {
+		t.Errorf("current epoch 3 on a broker at epoch 0: error %d, want UNKNOWN_LEADER_EPOCH", got.ErrorCode)
+	}
+	versions, err := kmsg.NewPtrApiVersionsRequest().RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	advertised := map[int16]bool{}
+	for _, k := range versions.ApiKeys {
+		advertised[k.ApiKey] = true
+	}
+	for _, key := range []kmsg.Key{kmsg.OffsetForLeaderEpoch, kmsg.ElectLeaders} {
+		if !advertised[int16(key)] {
+			t.Errorf("%s is not advertised", kmsg.NameForKey(int16(key)))
+		}
 	}
 }
