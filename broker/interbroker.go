@@ -142,14 +142,7 @@ func (ib *interBroker) addPartitionsRemote(ctx context.Context, coordinator int3
 		return kerr.CoordinatorNotAvailable.Code
 	}
 	req := kmsg.NewPtrAddPartitionsToTxnRequest()
-	tx := kmsg.NewAddPartitionsToTxnRequestTransaction()
-	tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tx.VerifyOnly = txnID, pid, epoch, verifyOnly
-	for topic, ps := range parts {
-		t := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
-		t.Topic, t.Partitions = topic, ps
-		tx.Topics = append(tx.Topics, t)
-	}
-	req.Transactions = append(req.Transactions, tx)
+	req.Transactions = append(req.Transactions, txnPartitions(txnID, pid, epoch, parts, verifyOnly))
 	resp, err := req.RequestWith(ctx, cl.Broker(int(coordinator)))
 	if err != nil {
 		return kerr.CoordinatorNotAvailable.Code
@@ -158,11 +151,33 @@ func (ib *interBroker) addPartitionsRemote(ctx context.Context, coordinator int3
 		return resp.ErrorCode
 	}
 	for _, rt := range resp.Transactions {
-		for _, t := range rt.Topics {
-			for _, p := range t.Partitions {
-				if p.ErrorCode != 0 {
-					return p.ErrorCode
-				}
+		if code := firstPartitionCode(rt); code != 0 {
+			return code
+		}
+	}
+	return 0
+}
+
+// txnPartitions is one transaction's entry of an AddPartitionsToTxn v4+
+// request, as partition leaders send it.
+func txnPartitions(txnID string, pid int64, epoch int16, parts map[string][]int32, verifyOnly bool) kmsg.AddPartitionsToTxnRequestTransaction {
+	tx := kmsg.NewAddPartitionsToTxnRequestTransaction()
+	tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tx.VerifyOnly = txnID, pid, epoch, verifyOnly
+	for topic, ps := range parts {
+		t := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
+		t.Topic, t.Partitions = topic, ps
+		tx.Topics = append(tx.Topics, t)
+	}
+	return tx
+}
+
+// firstPartitionCode is the first partition error of a transaction's
+// AddPartitionsToTxn answer, 0 if there is none.
+func firstPartitionCode(res kmsg.AddPartitionsToTxnResponseTransaction) int16 {
+	for _, rt := range res.Topics {
+		for _, p := range rt.Partitions {
+			if p.ErrorCode != 0 {
+				return p.ErrorCode
 			}
 		}
 	}
@@ -188,22 +203,8 @@ func (b *Broker) askTransactionCoordinator(ctx context.Context, txnID string, pi
 		return shard.AddPartitionsForProduce(ctx, txnID, pid, epoch, parts)
 	}
 	if kerrErr == nil {
-		t := kmsg.NewAddPartitionsToTxnRequestTransaction()
-		t.TransactionalID, t.ProducerID, t.ProducerEpoch, t.VerifyOnly = txnID, pid, epoch, true
-		for topic, ps := range parts {
-			rt := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
-			rt.Topic, rt.Partitions = topic, ps
-			t.Topics = append(t.Topics, rt)
-		}
-		res := shard.AddPartitionsToTxnTransaction(ctx, 4, &t)
-		for _, rt := range res.Topics {
-			for _, p := range rt.Partitions {
-				if p.ErrorCode != 0 {
-					return p.ErrorCode
-				}
-			}
-		}
-		return 0
+		t := txnPartitions(txnID, pid, epoch, parts, true)
+		return firstPartitionCode(shard.AddPartitionsToTxnTransaction(ctx, 4, &t))
 	}
 	if kerrErr != kerr.NotCoordinator {
 		return kerrErr.Code
