@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kbroker/kbroker/broker/config"
 	"github.com/kbroker/kbroker/storage"
 )
 
@@ -17,7 +18,8 @@ import (
 // (before, a replica's high watermark restarted at 0 until a leader told it
 // otherwise).
 func TestHighWatermarkCheckpoint(t *testing.T) {
-	c := startCluster(t, 3)
+	// Log dirs written with a trailing slash, as operators do.
+	c := startCluster(t, 3, func(cfg *config.Config) { cfg.LogDirs = []string{cfg.LogDirs[0] + "/"} })
 	createReplicatedTopic(t, c, "hwc", 2, "2")
 	waitUntil(t, 10*time.Second, "full ISRs", func() bool { return len(c.isrOf("hwc", 0)) == 3 && len(c.isrOf("hwc", 1)) == 3 })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -52,7 +52,7 @@ func newPartitionSet(b *Broker, cleanDirs map[string]bool) *partitionSet {
 			b.logger.Warn("ignoring unreadable high watermark checkpoint; high watermarks will catch up from replicas", "dir", d, "err", err)
 			continue
 		}
-		s.mu.savedHW[d] = hws
+		s.mu.savedHW[filepath.Clean(d)] = hws // keyed as filepath.Dir of a partition dir
 	}
 	return s
 }
@@ -327,6 +327,7 @@ func (s *partitionSet) checkpointHighWatermarks() {
 	s.mu.Lock()
 	byDir := make(map[string]map[storage.TopicPartition]int64, len(s.b.cfg.LogDirs))
 	for _, d := range s.b.cfg.LogDirs {
+		d = filepath.Clean(d) // as filepath.Dir of a partition dir
 		hws := make(map[storage.TopicPartition]int64)
 		for tp, hw := range s.mu.savedHW[d] {
 			hws[tp] = hw // not opened yet: keep what was saved

@@ -16,7 +16,7 @@ import (
 // the dir holding the fewest, so six partitions land three and three.
 func TestPartitionsSpreadOverLogDirs(t *testing.T) {
 	dirA, dirB := t.TempDir(), t.TempDir()
-	tb := startBroker(t, dirA, func(c *config.Config) { c.LogDirs = []string{dirA, dirB} })
+	tb := startBroker(t, dirA, func(c *config.Config) { c.LogDirs = []string{dirA, dirB + "/"} }) // a trailing slash, as operators write
 	cl := newClient(t, tb.addr, kgo.DefaultProduceTopic("spread"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	createTopic(t, cl, "spread", 6, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
