@@ -101,6 +101,9 @@ func handleMetadata(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
 func (b *Broker) autoCreate(name string) bool {
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer cancel()
+	if b.awaitController(ctx) == nil {
+		return b.autoCreateOnController(ctx, name)
+	}
 	img := b.view.Image()
 	spec, states, terr := b.planTopic(img, topicRequest{name: name, partitions: -1, rf: -1})
 	if terr == nil {
@@ -109,6 +112,45 @@ func (b *Broker) autoCreate(name string) bool {
 	if terr != nil && terr.err != kerr.TopicAlreadyExists {
 		b.logger.Warn("auto-creating topic failed", "topic", name, "err", terr.msg)
 		return false
+	}
+	return true
+}
+
+// autoCreateOnController has the controller create the topic, as a Kafka
+// 4.x broker forwards auto-creation: a CreateTopics with this broker's
+// num.partitions and default.replication.factor. It then waits briefly for
+// this broker's metadata to show the topic, so the client's next Metadata
+// (if not this one) finds it.
+func (b *Broker) autoCreateOnController(ctx context.Context, name string) bool {
+	id := b.view.Image().ControllerID
+	if id < 0 || id == b.nodeID || b.interBroker == nil {
+		return false
+	}
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.SetVersion(7)
+	req.TimeoutMillis = 10000
+	t := kmsg.NewCreateTopicsRequestTopic()
+	t.Topic, t.NumPartitions, t.ReplicationFactor = name, b.cfg.NumPartitions, int16(b.cfg.DefaultReplicationFactor)
+	req.Topics = append(req.Topics, t)
+	resp, err := b.interBroker.forward(ctx, id, req)
+	if err != nil {
+		b.logger.Warn("auto-creating topic failed: controller unreachable", "topic", name, "controller", id, "err", err)
+		return false
+	}
+	cr := resp.(*kmsg.CreateTopicsResponse)
+	if len(cr.Topics) != 1 {
+		return false
+	}
+	if code := cr.Topics[0].ErrorCode; code != 0 && code != kerr.TopicAlreadyExists.Code {
+		b.logger.Warn("auto-creating topic failed", "topic", name, "controller", id, "err", kerr.ErrorForCode(code))
+		return false
+	}
+	for b.view.Image().Topics[name] == nil {
+		select {
+		case <-ctx.Done():
+			return true // created; this broker will see it shortly
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 	return true
 }

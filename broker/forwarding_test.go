@@ -7,6 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/broker/config"
 )
 
 // TestAdminForwardedToController (KIP-590): admin requests sent to a broker
@@ -120,5 +122,34 @@ func TestOffsetForLeaderEpochServed(t *testing.T) {
 		if !advertised[int16(key)] {
 			t.Errorf("%s is not advertised", kmsg.NameForKey(int16(key)))
 		}
+	}
+}
+
+// TestAutoCreateForwarded: a Metadata request that may create topics, sent
+// to a broker that is not the controller, has the controller create the
+// topic (as Kafka 4.x forwards auto-creation) with the receiving broker's
+// num.partitions and default.replication.factor.
+func TestAutoCreateForwarded(t *testing.T) {
+	c := startCluster(t, 3, func(cfg *config.Config) {
+		cfg.AutoCreateTopicsEnable = true
+		cfg.NumPartitions = 2
+		cfg.DefaultReplicationFactor = 3
+	})
+	controller := c.brokers[0].view.Image().ControllerID
+	other := controller%3 + 1
+	cl := newClient(t, c.brokers[other-1].listeners[0].Addr().String())
+	req := kmsg.NewPtrMetadataRequest()
+	req.SetVersion(12)
+	req.AllowAutoTopicCreation = true
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr("auto-fwd")
+	req.Topics = append(req.Topics, rt)
+	rawRequest(t, cl, req)
+	waitUntil(t, 10*time.Second, "the auto-created topic exists", func() bool {
+		return c.brokers[other-1].view.Image().Topics["auto-fwd"] != nil
+	})
+	topic := c.brokers[other-1].view.Image().Topics["auto-fwd"]
+	if len(topic.Partitions) != 2 || len(topic.Partitions[0].Replicas) != 3 {
+		t.Fatalf("auto-created via broker %d (controller %d): %d partitions of %d replicas, want 2 of 3", other, controller, len(topic.Partitions), len(topic.Partitions[0].Replicas))
 	}
 }
