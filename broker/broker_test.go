@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bufio"
 	"context"
 	"hash/crc32"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kbroker/kbroker/broker/config"
-	"github.com/kbroker/kbroker/protocol"
 )
 
 // testBroker is one in-process broker with its own embedded etcd.
@@ -158,22 +156,9 @@ func rawRequest(t *testing.T, cl *kgo.Client, req kmsg.Request) kmsg.Response {
 	}
 	defer nc.Close()
 	nc.SetDeadline(time.Now().Add(15 * time.Second))
-	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID("raw-test")).AppendRequest(nil, req, 99)
-	if _, err := nc.Write(frame); err != nil {
-		t.Fatal(err)
-	}
-	body, err := protocol.ReadFrame(bufio.NewReader(nc), 64<<20, nil)
+	resp, err := roundTrip(nc, "raw-test", req, 64<<20)
 	if err != nil {
-		t.Fatalf("read response: %v", err)
-	}
-	resp := req.ResponseKind()
-	resp.SetVersion(req.GetVersion())
-	skip := 4
-	if resp.IsFlexible() && req.Key() != int16(kmsg.ApiVersions) {
-		skip = 5
-	}
-	if err := resp.ReadFrom(body[skip:]); err != nil {
-		t.Fatalf("decode response: %v", err)
+		t.Fatal(err)
 	}
 	return resp
 }

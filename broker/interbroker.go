@@ -70,14 +70,24 @@ func (ib *interBroker) forward(ctx context.Context, id int32, req kmsg.Request) 
 	if deadline, ok := ctx.Deadline(); ok {
 		nc.SetDeadline(deadline)
 	}
-	const corrID = 1
-	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID(interBrokerClientIDPrefix+strconv.Itoa(int(ib.b.nodeID)))).AppendRequest(nil, req, corrID)
-	if _, err := nc.Write(frame); err != nil {
-		return nil, fmt.Errorf("send to broker %d: %w", id, err)
-	}
-	body, err := protocol.ReadFrame(bufio.NewReader(nc), int32(ib.b.cfg.SocketRequestMaxBytes), nil)
+	resp, err := roundTrip(nc, interBrokerClientIDPrefix+strconv.Itoa(int(ib.b.nodeID)), req, int32(ib.b.cfg.SocketRequestMaxBytes))
 	if err != nil {
-		return nil, fmt.Errorf("read answer of broker %d: %w", id, err)
+		return nil, fmt.Errorf("broker %d: %w", id, err)
+	}
+	return resp, nil
+}
+
+// roundTrip sends req on nc at exactly the version set on it and decodes
+// the answer at that version (franz-go would pick a version of its own).
+func roundTrip(nc net.Conn, clientID string, req kmsg.Request, maxFrame int32) (kmsg.Response, error) {
+	const corrID = 1
+	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID(clientID)).AppendRequest(nil, req, corrID)
+	if _, err := nc.Write(frame); err != nil {
+		return nil, fmt.Errorf("send %s: %w", kmsg.NameForKey(req.Key()), err)
+	}
+	body, err := protocol.ReadFrame(bufio.NewReader(nc), maxFrame, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read %s answer: %w", kmsg.NameForKey(req.Key()), err)
 	}
 	resp := req.ResponseKind()
 	resp.SetVersion(req.GetVersion())
@@ -86,10 +96,10 @@ func (ib *interBroker) forward(ctx context.Context, id int32, req kmsg.Request) 
 		skip = 5 // and an empty tagged-field section
 	}
 	if len(body) < skip || int32(binary.BigEndian.Uint32(body)) != corrID {
-		return nil, fmt.Errorf("answer of broker %d: bad response header", id)
+		return nil, fmt.Errorf("%s answer: bad response header", kmsg.NameForKey(req.Key()))
 	}
 	if err := resp.ReadFrom(body[skip:]); err != nil {
-		return nil, fmt.Errorf("decode answer of broker %d: %w", id, err)
+		return nil, fmt.Errorf("decode %s answer: %w", kmsg.NameForKey(req.Key()), err)
 	}
 	return resp, nil
 }
