@@ -237,8 +237,7 @@ func (c *conn) readFetch(parts []*sessionPartition, cf consumerFetch) ([]fetchPa
 		case err != nil:
 			fp.errCode = kerr.NotLeaderForPartition.Code
 		default:
-			fp.highWatermark = p.HighWatermark()
-			fp.lastStableOffset = p.LastStableOffset()
+			fp.highWatermark, fp.lastStableOffset = p.FetchBounds()
 			fp.logStartOffset = p.LogStartOffset()
 			if e := sp.currentLeaderEpoch; e >= 0 {
 				if cur := p.LeaderEpoch(); e < cur {
@@ -267,17 +266,19 @@ func (c *conn) readFetch(parts []*sessionPartition, cf consumerFetch) ([]fetchPa
 			if total == 0 && limit <= 0 {
 				limit = 1
 			}
-			read := p.Read
+			// One pair of bounds for the data, the aborted transactions and
+			// the answer (see FetchBounds).
+			end := fp.highWatermark
 			if readCommitted {
-				read = p.ReadCommitted
+				end = fp.lastStableOffset
 			}
-			res, err := read(sp.fetchOffset, limit)
+			res, err := p.Read(sp.fetchOffset, limit, end)
 			if err == nil && readCommitted {
 				fp.readCommitted = true
 				if res.Size > 0 {
 					// Every abort that overlaps what may be returned; the
 					// client skips aborted records by producer and offset.
-					fp.aborted, err = p.AbortedTransactions(sp.fetchOffset, fp.lastStableOffset)
+					fp.aborted, err = p.AbortedTransactions(sp.fetchOffset, end)
 					if err != nil {
 						res.Release()
 					}

@@ -251,7 +251,7 @@ func (l partitionLog) Append(ctx context.Context, batch []byte) (int64, error) {
 }
 
 func (l partitionLog) Read(offset int64, maxBytes int) ([]byte, error) {
-	rr, err := l.p.Read(offset, maxBytes)
+	rr, err := l.p.Read(offset, maxBytes, l.p.HighWatermark())
 	if err != nil {
 		return nil, err
 	}

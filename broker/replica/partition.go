@@ -144,11 +144,26 @@ func (p *Partition) HighWatermark() int64 { return p.highWatermark.Load() }
 // unstable offset of the log, or the high watermark when that is lower or
 // no transaction is open.
 func (p *Partition) LastStableOffset() int64 {
+	_, lso := p.FetchBounds()
+	return lso
+}
+
+// FetchBounds reads the high watermark and the last stable offset as one
+// consistent pair. A read_committed fetch must bound its data, its aborted
+// transactions and its answer by this one last stable offset: read twice,
+// the second can pass transactions the first did not list, and their
+// aborted records reach the consumer as committed.
+//
+// The high watermark is loaded first. An append publishes a transaction's
+// first unstable offset before the high watermark passes it, and a marker's
+// transaction leaves the unstable set only after the high watermark passes
+// the marker, so the pair never overstates what is stable.
+func (p *Partition) FetchBounds() (highWatermark, lastStable int64) {
 	hw := p.highWatermark.Load()
 	if fuo := p.log.FirstUnstableOffset(); fuo >= 0 && fuo < hw {
-		return fuo
+		return hw, fuo
 	}
-	return hw
+	return hw, hw
 }
 
 // advanceHighWatermark publishes a new high watermark: the log learns
@@ -329,15 +344,12 @@ func (p *Partition) RemoveExpiredProducers(now time.Time) int {
 	return p.log.RemoveExpiredProducers(now)
 }
 
-// Read returns whole batches from offset up to the high watermark.
-func (p *Partition) Read(offset int64, maxBytes int) (storage.ReadResult, error) {
-	return p.log.Read(offset, maxBytes, p.highWatermark.Load())
-}
-
-// ReadCommitted returns whole batches from offset up to the last stable
-// offset (read_committed isolation).
-func (p *Partition) ReadCommitted(offset int64, maxBytes int) (storage.ReadResult, error) {
-	return p.log.Read(offset, maxBytes, p.LastStableOffset())
+// Read returns whole batches from offset up to end, which a consumer's
+// fetch takes from FetchBounds: the high watermark, or the last stable
+// offset under read_committed. An end above the high watermark is lowered
+// to it.
+func (p *Partition) Read(offset int64, maxBytes int, end int64) (storage.ReadResult, error) {
+	return p.log.Read(offset, maxBytes, min(end, p.highWatermark.Load()))
 }
 
 // FetchableEnd is where a consumer's reads stop: the last stable offset
