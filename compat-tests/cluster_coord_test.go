@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -144,26 +143,13 @@ func TestClusterCoordinatorFailover(t *testing.T) {
 	waitCopied("the copier copies the first batch")
 
 	adm := c.Admin()
-	coordinator := func(kind string) int32 {
-		t.Helper()
-		var resp kadm.FindCoordinatorResponses
-		if kind == "group" {
-			resp = adm.FindGroupCoordinators(ctx, group)
-		} else {
-			resp = adm.FindTxnCoordinators(ctx, txnID)
-		}
-		var id int32 = -1
-		resp.Each(func(r kadm.FindCoordinatorResponse) {
-			if r.Err != nil {
-				t.Fatalf("find %s coordinator: %v", kind, r.Err)
-			}
-			id = r.NodeID
-		})
-		return id
-	}
 	killed := map[int32]bool{}
 	for _, kind := range []string{"group", "transaction"} {
-		id := coordinator(kind)
+		key := group
+		if kind == "transaction" {
+			key = txnID
+		}
+		id := coordinatorOf(ctx, t, adm, kind, key)
 		if killed[id] {
 			t.Logf("the %s coordinator is node %d again, killed already", kind, id)
 			continue

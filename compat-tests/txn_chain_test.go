@@ -218,14 +218,21 @@ wait:
 			st.members.Wait()
 		}
 	}
+	t.Logf("every member left after %v", time.Since(start).Round(time.Millisecond))
 	select {
 	case err := <-errs:
 		t.Fatal(err)
 	default:
 	}
 	for _, r := range runs {
+		for _, st := range r.stages {
+			for _, p := range st.problems {
+				t.Logf("%s stage %d: %s", r.flavour.name, st.index, p)
+			}
+		}
 		r.check(ctx, adm)
 	}
+	t.Logf("every chain checked after %v", time.Since(start).Round(time.Millisecond))
 }
 
 // chainClient is a plain client over spec's seeds, closed with the test.
@@ -357,12 +364,39 @@ func (st *chainStage) done() bool {
 }
 
 func (st *chainStage) goMember(ctx context.Context, txnsBeforeQuit int) {
-	n := st.membersRun.Add(1)
+	st.goMemberAs(ctx, fmt.Sprintf("%s-m%d", st.group, st.membersRun.Add(1)), txnsBeforeQuit)
+}
+
+func (st *chainStage) goMemberAs(ctx context.Context, txnID string, txnsBeforeQuit int) {
 	st.members.Add(1)
 	go func() {
 		defer st.members.Done()
-		st.member(ctx, fmt.Sprintf("%s-m%d", st.group, n), txnsBeforeQuit)
+		st.member(ctx, txnID, txnsBeforeQuit)
 	}()
+}
+
+// memberFailed handles a member whose session returned an error it cannot
+// continue from. A strict run fails. Otherwise (brokers are being killed)
+// the member does what an application does: it is replaced by a new
+// client with the same transactional ID, whose InitProducerId fences the
+// old one and aborts its open transaction.
+func (st *chainStage) memberFailed(ctx context.Context, txnID string, txnsLeft int, what string, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	if st.run.spec.strict {
+		st.run.fail("stage %d member %s: %s: %v", st.index, txnID, what, err)
+		return
+	}
+	st.mu.Lock()
+	st.problems = append(st.problems, fmt.Sprintf("member %s restarted after %s: %v", txnID, what, err))
+	restarts := len(st.problems)
+	st.mu.Unlock()
+	if restarts > 100 {
+		st.run.fail("stage %d: members restarted %d times; last: %s: %v", st.index, restarts, what, err)
+		return
+	}
+	st.goMemberAs(ctx, txnID, txnsLeft)
 }
 
 // member is one GroupTransactSession copier. It commits txnsBeforeQuit
@@ -416,6 +450,12 @@ func (st *chainStage) member(ctx context.Context, txnID string, txnsBeforeQuit i
 		data bool
 	}
 	var batch []consumed
+	txnsLeft := func(done int) int {
+		if txnsBeforeQuit < 0 {
+			return -1
+		}
+		return txnsBeforeQuit - done
+	}
 	for txns := 0; ctx.Err() == nil; {
 		pollCtx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		fs := sess.PollFetches(pollCtx)
@@ -435,7 +475,7 @@ func (st *chainStage) member(ctx context.Context, txnID string, txnsBeforeQuit i
 			continue
 		}
 		if err := sess.Begin(); err != nil {
-			r.fail("stage %d member %s: begin: %v", st.index, txnID, err)
+			st.memberFailed(ctx, txnID, txnsLeft(txns), "begin", err)
 			return
 		}
 		batch = batch[:0]
@@ -469,9 +509,7 @@ func (st *chainStage) member(ctx context.Context, txnID string, txnsBeforeQuit i
 			// produced or committed.
 			return
 		case err != nil:
-			if ctx.Err() == nil {
-				r.fail("stage %d member %s: end transaction: %v", st.index, txnID, err)
-			}
+			st.memberFailed(ctx, txnID, txnsLeft(txns), "end transaction", err)
 			return
 		case !committed && !wantCommit:
 			return
@@ -640,4 +678,66 @@ func readChainOutput(t *testing.T, spec chainSpec, adm *kadm.Client, ctx context
 		})
 	}
 	return counts, total
+}
+
+// TestClusterTxnChain runs the copy chain on three brokers (RF 3, min ISR
+// 2, internal topics at RF 3), where the group and transaction coordinators
+// of the members are spread over the brokers, and SIGKILLs the broker
+// coordinating the first chain's first group once a third of the records
+// are copied, restarting it five seconds later. Every chain must still end
+// with exactly the records produced.
+func TestClusterTxnChain(t *testing.T) {
+	c := StartCluster(t, 3, append(slices.Clone(clusterOverrides),
+		"transaction.abort.timed.out.transaction.cleanup.interval.ms=1000")...)
+	// The Kafka ports survive a restart, so the seeds are fixed.
+	seeds := c.Addrs()
+	spec := chainSpec{
+		records:    30000,
+		partitions: 6,
+		stages:     2,
+		rf:         3,
+		seeds:      func() []string { return seeds },
+		churnEvery: 3 * time.Second,
+	}
+	flavours := chainFlavours
+	adm := c.Admin()
+	ctx := testCtx(t, 30*time.Second)
+	group := fmt.Sprintf("chain-%s-stage0", flavours[0].name)
+	midRun := func() {
+		groupCoord := coordinatorOf(ctx, t, adm, "group", group)
+		txnCoords := map[int32]int{}
+		for i := 1; i <= 10; i++ {
+			txnCoords[coordinatorOf(ctx, t, adm, "transaction", fmt.Sprintf("%s-m%d", group, i))]++
+		}
+		t.Logf("group %s is coordinated by node %d, its members' transactions by nodes %v", group, groupCoord, txnCoords)
+		if len(txnCoords) < 2 && txnCoords[groupCoord] > 0 {
+			t.Errorf("every transaction of group %s is coordinated by its group coordinator %d: the coordinators were meant to be spread", group, groupCoord)
+		}
+		t.Logf("SIGKILL node %d mid-run", groupCoord)
+		nd := c.Node(groupCoord)
+		nd.Kill()
+		time.Sleep(5 * time.Second) // the node stays down while the chains run on
+		nd.Restart()
+		t.Logf("node %d restarted", groupCoord)
+	}
+	runChains(t, spec, flavours, 8*time.Minute, midRun)
+}
+
+// coordinatorOf asks which broker coordinates a group or transactional ID.
+func coordinatorOf(ctx context.Context, t *testing.T, adm *kadm.Client, kind, key string) int32 {
+	t.Helper()
+	var resp kadm.FindCoordinatorResponses
+	if kind == "group" {
+		resp = adm.FindGroupCoordinators(ctx, key)
+	} else {
+		resp = adm.FindTxnCoordinators(ctx, key)
+	}
+	id := int32(-1)
+	resp.Each(func(r kadm.FindCoordinatorResponse) {
+		if r.Err != nil {
+			t.Fatalf("find %s coordinator of %s: %v", kind, key, r.Err)
+		}
+		id = r.NodeID
+	})
+	return id
 }
