@@ -285,7 +285,7 @@ func (c *conn) readFetch(parts []*sessionPartition, cf consumerFetch) ([]fetchPa
 				}
 			}
 			if err != nil {
-				if err == storage.ErrOffsetOutOfRange {
+				if errors.Is(err, storage.ErrOffsetOutOfRange) {
 					fp.errCode = kerr.OffsetOutOfRange.Code
 				} else {
 					c.b.logger.Error("fetch read failed", "topic", sp.topic, "partition", sp.partition, "err", err)
