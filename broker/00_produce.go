@@ -117,15 +117,11 @@ func handleProduce(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
 		for _, w := range pending {
 			err := w.p.WaitForHighWatermark(ctx, w.offset)
 			if err == nil && !c.b.lease.fresh() {
-				err = kerr.NotLeaderForPartition
+				err = errNotLeader
 			}
 			if err != nil {
 				sp := &resp.Topics[w.ti].Partitions[w.pi]
-				if ke, ok := err.(*kerr.Error); ok {
-					sp.ErrorCode = ke.Code
-				} else {
-					sp.ErrorCode = kerr.RequestTimedOut.Code
-				}
+				sp.ErrorCode = c.b.partitionErrorCode(err, "acks=all wait", w.p.Topic, w.p.Index)
 			}
 		}
 		return resp
@@ -221,11 +217,11 @@ func (c *conn) produceTo(topic string, partition int32, records []byte, acksAll 
 		return nil, replica.AppendResult{}, err
 	}
 	if acksAll && !p.EnoughReplicas() {
-		return nil, replica.AppendResult{}, kerr.NotEnoughReplicas
+		return nil, replica.AppendResult{}, replica.ErrNotEnoughReplicas
 	}
 	if acksAll && !c.b.lease.fresh() {
 		// Cut off from etcd: another broker may lead this partition soon.
-		return nil, replica.AppendResult{}, kerr.NotLeaderForPartition
+		return nil, replica.AppendResult{}, errNotLeader
 	}
 	var res replica.AppendResult
 	if verified != nil && verified.p == p {
@@ -233,7 +229,7 @@ func (c *conn) produceTo(topic string, partition int32, records []byte, acksAll 
 	} else if verified != nil {
 		// Leadership moved between the check and the append: the guard
 		// belongs to another incarnation of the partition.
-		err = kerr.NotLeaderForPartition
+		err = errNotLeader
 	} else {
 		res, err = p.AppendAsLeader(records)
 	}
@@ -243,25 +239,16 @@ func (c *conn) produceTo(topic string, partition int32, records []byte, acksAll 
 	return p, res, err
 }
 
-// produceErrorCode maps an append failure to its wire code and logs what
-// the operator should know.
+// produceErrorCode maps an append failure to its wire code (errorCode)
+// and tells the operator of a corrupt batch. Below v13 a partition named
+// by topic ID cannot exist, so UNKNOWN_TOPIC_ID is not an answer there.
 func produceErrorCode(c *conn, topic string, partition int32, err error, version int16) int16 {
-	var ke *kerr.Error
-	switch {
-	case errors.As(err, &ke):
-		if ke == kerr.CorruptMessage {
-			c.warnBadInput("rejected corrupt record batch", err, "topic", topic, "partition", partition)
-		}
-		return ke.Code
-	case errors.Is(err, errUnknownPartition):
-		if version >= 13 && topic == "" {
-			return kerr.UnknownTopicID.Code
-		}
-		return kerr.UnknownTopicOrPartition.Code
-	case errors.Is(err, errNotLeader), errors.Is(err, replica.ErrClosed):
-		return kerr.NotLeaderForPartition.Code
-	default:
-		c.b.logger.Error("append failed", "topic", topic, "partition", partition, "err", err)
-		return kerr.KafkaStorageError.Code
+	if errors.Is(err, batch.ErrCorrupt) {
+		c.warnBadInput("rejected corrupt record batch", err, "topic", topic, "partition", partition)
 	}
+	code := c.b.partitionErrorCode(err, "append", topic, partition)
+	if code == kerr.UnknownTopicID.Code && version < 13 {
+		return kerr.UnknownTopicOrPartition.Code
+	}
+	return code
 }

@@ -25,7 +25,6 @@ package broker
 //   diverging epoch; v13: topic IDs; v15: replica state; v16: node endpoints.
 
 import (
-	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -230,12 +229,8 @@ func (c *conn) readFetch(parts []*sessionPartition, cf consumerFetch) ([]fetchPa
 		fp := newFetchPart(sp)
 		p, err := c.b.partitions.readableFor(sp.topic, sp.partition, cf.fromFollower)
 		switch {
-		case err == errUnknownPartition && sp.topic == "":
-			fp.errCode = kerr.UnknownTopicID.Code
-		case err == errUnknownPartition:
-			fp.errCode = kerr.UnknownTopicOrPartition.Code
 		case err != nil:
-			fp.errCode = kerr.NotLeaderForPartition.Code
+			fp.errCode = c.b.partitionErrorCode(err, "fetch", sp.topic, sp.partition)
 		default:
 			fp.highWatermark, fp.lastStableOffset = p.FetchBounds()
 			fp.logStartOffset = p.LogStartOffset()
@@ -285,12 +280,7 @@ func (c *conn) readFetch(parts []*sessionPartition, cf consumerFetch) ([]fetchPa
 				}
 			}
 			if err != nil {
-				if errors.Is(err, storage.ErrOffsetOutOfRange) {
-					fp.errCode = kerr.OffsetOutOfRange.Code
-				} else {
-					c.b.logger.Error("fetch read failed", "topic", sp.topic, "partition", sp.partition, "err", err)
-					fp.errCode = kerr.KafkaStorageError.Code
-				}
+				fp.errCode = c.b.partitionErrorCode(err, "fetch read", sp.topic, sp.partition)
 				break
 			}
 			fp.data = res
@@ -333,12 +323,8 @@ func (c *conn) readReplicaFetch(replicaID int32, parts []*sessionPartition, maxB
 		switch {
 		case !isBroker:
 			fp.errCode = kerr.ReplicaNotAvailable.Code
-		case err == errUnknownPartition && sp.topic == "":
-			fp.errCode = kerr.UnknownTopicID.Code
-		case err == errUnknownPartition:
-			fp.errCode = kerr.UnknownTopicOrPartition.Code
 		case err != nil:
-			fp.errCode = kerr.NotLeaderForPartition.Code
+			fp.errCode = c.b.partitionErrorCode(err, "replica fetch", sp.topic, sp.partition)
 		default:
 			limit := min(int(sp.maxBytes), maxBytes-total)
 			if limit <= 0 {
@@ -356,14 +342,9 @@ func (c *conn) readReplicaFetch(replicaID int32, parts []*sessionPartition, maxB
 			if res.ISRChange != nil {
 				c.b.isr.propose(p, *res.ISRChange)
 			}
-			var ke *kerr.Error
-			switch {
-			case errors.As(err, &ke):
-				fp.errCode = ke.Code
-			case err != nil:
-				c.b.logger.Error("replica fetch read failed", "topic", sp.topic, "partition", sp.partition, "err", err)
-				fp.errCode = kerr.KafkaStorageError.Code
-			default:
+			if err != nil {
+				fp.errCode = c.b.partitionErrorCode(err, "replica fetch read", sp.topic, sp.partition)
+			} else {
 				fp.data = res.Data
 				total += res.Data.Size
 			}

@@ -83,8 +83,7 @@ func listOffset(c *conn, p *replica.Partition, rp kmsg.ListOffsetsRequestTopicPa
 		}
 		off, ts, ok, err := p.OffsetForTimestamp(rp.Timestamp, readCommitted)
 		if err != nil {
-			c.b.logger.Error("list offsets by timestamp", "topic", p.Topic, "partition", p.Index, "err", err)
-			return kerr.KafkaStorageError.Code
+			return c.b.partitionErrorCode(err, "list offsets by timestamp", p.Topic, p.Index)
 		}
 		if !ok {
 			if notYet {

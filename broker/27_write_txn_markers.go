@@ -12,9 +12,6 @@ package broker
 // * v1: flexible; v2: transaction version.
 
 import (
-	"errors"
-
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -31,17 +28,7 @@ func handleWriteTxnMarkers(c *conn, hdr requestInfo, req kmsg.Request) (reply, e
 				rp := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
 				rp.Partition = p
 				err := c.b.writeMarker(t.Topic, p, m.ProducerID, m.ProducerEpoch, m.Committed, m.CoordinatorEpoch)
-				var ke *kerr.Error
-				switch {
-				case err == nil:
-				case errors.As(err, &ke):
-					rp.ErrorCode = ke.Code
-				case errors.Is(err, errMarkerNotLeader):
-					rp.ErrorCode = kerr.NotLeaderForPartition.Code
-				default:
-					c.b.logger.Error("write transaction marker", "topic", t.Topic, "partition", p, "err", err)
-					rp.ErrorCode = kerr.KafkaStorageError.Code
-				}
+				rp.ErrorCode = c.b.partitionErrorCode(err, "write transaction marker", t.Topic, p)
 				rt.Partitions = append(rt.Partitions, rp)
 			}
 			out.Topics = append(out.Topics, rt)

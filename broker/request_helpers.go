@@ -113,11 +113,8 @@ func (c *conn) forwardIfNotController(ctx context.Context, hdr requestInfo, req 
 // refreshes its metadata and retries on the leader).
 func (b *Broker) leaderOrCode(topic string, partition int32) (*replica.Partition, int16) {
 	p, err := b.partitions.leaderFor(topic, partition)
-	switch {
-	case err == errUnknownPartition:
-		return nil, kerr.UnknownTopicOrPartition.Code
-	case err != nil:
-		return nil, kerr.NotLeaderForPartition.Code
+	if err != nil {
+		return nil, b.partitionErrorCode(err, "find leader", topic, partition)
 	}
 	return p, 0
 }

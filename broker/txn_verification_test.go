@@ -154,7 +154,8 @@ func TestVerificationGuardFencedByMarker(t *testing.T) {
 	if _, err := part.AppendControl(pid, epoch, false, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := part.AppendVerified(txnBatch(pid, epoch, 0), guard); err != kerr.InvalidTxnState {
+	_, err = part.AppendVerified(txnBatch(pid, epoch, 0), guard)
+	if code, _ := errorCode(err); code != kerr.InvalidTxnState.Code {
 		t.Fatalf("append after a marker voided the verification: %v, want INVALID_TXN_STATE", err)
 	}
 	part.EndVerification(pid, guard)

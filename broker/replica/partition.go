@@ -10,14 +10,11 @@
 package replica
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/kbroker/kbroker/protocol/batch"
 	"github.com/kbroker/kbroker/storage"
@@ -189,16 +186,10 @@ type AppendResult struct {
 	LogStartOffset int64
 }
 
-// ErrClosed is returned by a partition that has been closed or deleted.
-var ErrClosed = errors.New("replica: partition closed")
-
-// ErrNotFollower is returned by follower operations on the leader.
-var ErrNotFollower = errors.New("replica: partition is not a follower")
-
 // AppendAsLeader validates records (one Produce partition's record set),
 // assigns offsets and appends them. Nothing is written unless every batch is
 // valid. A duplicate idempotent batch returns its original offset and writes
-// nothing. Errors are kerr values for the wire, or ErrClosed / storage errors.
+// nothing. Errors are this package's, storage's or protocol/batch's sentinels.
 func (p *Partition) AppendAsLeader(records []byte) (AppendResult, error) {
 	return p.appendLeader(records, true, nil)
 }
@@ -226,23 +217,17 @@ func (p *Partition) appendLeader(records []byte, fromClient bool, guard *Verific
 	res := AppendResult{BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
 	headers, err := batch.Validate(records, cfg.MaxBatchBytes)
 	switch {
-	case errors.Is(err, batch.ErrTooLarge):
-		return res, kerr.MessageTooLarge
-	case errors.Is(err, batch.ErrUnsupportedMagic):
-		return res, kerr.UnsupportedForMessageFormat
-	case errors.Is(err, batch.ErrInvalidRecord):
-		return res, kerr.InvalidRecord
 	case err != nil:
-		return res, kerr.CorruptMessage
+		return res, fmt.Errorf("produce to %s-%d: %w", p.Topic, p.Index, err)
 	case len(headers) != 1:
 		// Produce v3+ carries exactly one batch per partition (Kafka's
 		// ProduceRequest.validateRecords).
-		return res, kerr.InvalidRecord
+		return res, fmt.Errorf("%w: %d batches in one partition's records", batch.ErrInvalidRecord, len(headers))
 	case headers[0].IsControl():
-		return res, kerr.InvalidRecord // only coordinators write control batches
+		return res, fmt.Errorf("%w: control batch from a client", batch.ErrInvalidRecord) // only coordinators write them
 	case fromClient && headers[0].ProducerID >= 0 && headers[0].BaseSequence < 0:
 		// Kafka's LogValidator: a client batch with a producer ID has sequences.
-		return res, kerr.InvalidRecord
+		return res, fmt.Errorf("%w: producer ID %d without a sequence", batch.ErrInvalidRecord, headers[0].ProducerID)
 	}
 
 	appendTime := int64(-1)
@@ -256,11 +241,11 @@ func (p *Partition) appendLeader(records []byte, fromClient bool, guard *Verific
 		return res, ErrClosed
 	}
 	if !p.mu.isLeader {
-		return res, kerr.NotLeaderForPartition
+		return res, ErrNotLeader
 	}
 	if h := headers[0]; guard != nil && h.IsTransactional() &&
 		p.mu.verifying[h.ProducerID] != guard && !p.log.HasOngoingTransaction(h.ProducerID) {
-		return res, kerr.InvalidTxnState
+		return res, fmt.Errorf("%w: producer %d's transaction ended since it was verified", storage.ErrInvalidTxnState, h.ProducerID)
 	}
 	info, err := p.log.AppendAsLeader(records, p.mu.leaderEpoch, appendTime)
 	if err != nil {
@@ -284,9 +269,9 @@ func (p *Partition) appendLeader(records []byte, fromClient bool, guard *Verific
 
 // AppendControl writes a transaction marker (COMMIT when commit, else
 // ABORT) for the producer at epoch, from a coordinator at
-// coordinatorEpoch, and returns its offset. Errors are kerr values
-// (INVALID_PRODUCER_EPOCH, TRANSACTION_COORDINATOR_FENCED), ErrClosed or
-// storage errors.
+// coordinatorEpoch, and returns its offset. Errors are storage's sentinels
+// (ErrInvalidProducerEpoch, ErrCoordinatorFenced), ErrNotLeader or
+// ErrClosed.
 func (p *Partition) AppendControl(producerID int64, epoch int16, commit bool, coordinatorEpoch int32) (int64, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -294,7 +279,7 @@ func (p *Partition) AppendControl(producerID int64, epoch int16, commit bool, co
 		return -1, ErrClosed
 	}
 	if !p.mu.isLeader {
-		return -1, kerr.NotLeaderForPartition
+		return -1, ErrNotLeader
 	}
 	off, err := p.log.AppendControl(producerID, epoch, commit, coordinatorEpoch, p.mu.leaderEpoch, time.Now().UnixMilli())
 	if err != nil {
@@ -308,23 +293,9 @@ func (p *Partition) AppendControl(producerID int64, epoch int16, commit bool, co
 	return off, nil
 }
 
-// appendError maps the log's producer-state errors to their wire codes;
-// other errors are wrapped with the partition.
+// appendError adds the partition to a log error; storage's sentinels stay
+// visible to errors.Is.
 func (p *Partition) appendError(err error) error {
-	switch {
-	case errors.Is(err, storage.ErrOutOfOrderSequence):
-		return kerr.OutOfOrderSequenceNumber
-	case errors.Is(err, storage.ErrInvalidProducerEpoch):
-		return kerr.InvalidProducerEpoch
-	case errors.Is(err, storage.ErrInvalidTxnState):
-		return kerr.InvalidTxnState
-	case errors.Is(err, storage.ErrCoordinatorFenced):
-		return kerr.TransactionCoordinatorFenced
-	case errors.Is(err, storage.ErrRecordBatchTooLarge):
-		return kerr.RecordListTooLarge
-	case errors.Is(err, storage.ErrClosed):
-		return ErrClosed
-	}
 	return fmt.Errorf("append to %s-%d: %w", p.Topic, p.Index, err)
 }
 
@@ -414,7 +385,7 @@ func (p *Partition) Flush() error { return p.log.Flush() }
 func (p *Partition) Close() error {
 	p.mu.Lock()
 	p.mu.closed = true
-	p.failWaitersLocked(kerr.NotLeaderForPartition)
+	p.failWaitersLocked(ErrNotLeader)
 	p.mu.Unlock()
 	p.wakeWaiters()
 	return p.log.Close()
@@ -424,7 +395,7 @@ func (p *Partition) Close() error {
 func (p *Partition) Delete() error {
 	p.mu.Lock()
 	p.mu.closed = true
-	p.failWaitersLocked(kerr.NotLeaderForPartition)
+	p.failWaitersLocked(ErrNotLeader)
 	p.mu.Unlock()
 	p.wakeWaiters()
 	return p.log.Delete()

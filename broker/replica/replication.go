@@ -2,10 +2,9 @@ package replica
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/kbroker/kbroker/storage"
 )
@@ -100,7 +99,7 @@ func (p *Partition) MakeFollower(leader, epoch int32, rs ReplicaSet) {
 	p.mu.followers = nil
 	p.mu.pendingAdds = nil
 	p.setReplicaSetLocked(rs)
-	p.failWaitersLocked(kerr.NotLeaderForPartition)
+	p.failWaitersLocked(ErrNotLeader)
 }
 
 // SetISR adopts the replica set the metadata image shows (after an ISR
@@ -222,19 +221,19 @@ func (p *Partition) ReadForFollower(f FollowerFetch, now time.Time) (FollowerFet
 	p.mu.Lock()
 	if !p.mu.isLeader || p.mu.closed {
 		p.mu.Unlock()
-		return res, kerr.NotLeaderForPartition
+		return res, ErrNotLeader
 	}
 	if e := f.CurrentLeaderEpoch; e >= 0 && e != p.mu.leaderEpoch {
 		p.mu.Unlock()
 		if e < p.LeaderEpoch() {
-			return res, kerr.FencedLeaderEpoch
+			return res, ErrFencedLeaderEpoch
 		}
-		return res, kerr.UnknownLeaderEpoch
+		return res, ErrUnknownLeaderEpoch
 	}
 	fs := p.mu.followers[f.ReplicaID]
 	if fs == nil {
 		p.mu.Unlock()
-		return res, kerr.ReplicaNotAvailable
+		return res, fmt.Errorf("%w: broker %d", ErrNotReplica, f.ReplicaID)
 	}
 	leo := p.log.LogEndOffset()
 	res.HighWatermark = p.highWatermark.Load()
@@ -249,7 +248,7 @@ func (p *Partition) ReadForFollower(f FollowerFetch, now time.Time) (FollowerFet
 	}
 	if f.FetchOffset > leo || f.FetchOffset < res.LogStartOffset {
 		p.mu.Unlock()
-		return res, kerr.OffsetOutOfRange
+		return res, fmt.Errorf("%w: follower fetch at %d, log [%d, %d]", storage.ErrOffsetOutOfRange, f.FetchOffset, res.LogStartOffset, leo)
 	}
 	// Kafka's caught-up rule: at the leader's end now, or at least where
 	// the leader's end was at the previous fetch.
@@ -343,7 +342,7 @@ func (p *Partition) WaitForHighWatermark(ctx context.Context, offset int64) erro
 	p.mu.Lock()
 	if !p.mu.isLeader {
 		p.mu.Unlock()
-		return kerr.NotLeaderForPartition
+		return ErrNotLeader
 	}
 	var done chan error
 	if p.highWatermark.Load() < offset {
@@ -359,11 +358,11 @@ func (p *Partition) WaitForHighWatermark(ctx context.Context, offset int64) erro
 				return err
 			}
 		case <-ctx.Done():
-			return kerr.RequestTimedOut
+			return ErrTimedOut
 		}
 	}
 	if !p.EnoughReplicas() {
-		return kerr.NotEnoughReplicasAfterAppend
+		return ErrNotEnoughReplicasAfterAppend
 	}
 	return nil
 }
