@@ -17,6 +17,10 @@ package broker
 //   watermark. With replica.selector.class set, the leader answers a
 //   consumer that sent its rack with an empty partition naming the
 //   preferred read replica; see replica_selector.go.
+// * Errors come from one mapping (errors.go). From v16 a partition answering
+//   NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH names the current leader
+//   and its epoch, and the response lists that leader's endpoint (KIP-951;
+//   leader_hints.go).
 //
 // Version notes:
 // * v4: isolation level, last stable offset, aborted transactions;
@@ -52,6 +56,9 @@ type fetchPart struct {
 	// preferredReadReplica sends a consumer to another replica (KIP-392,
 	// v11+); -1 for none.
 	preferredReadReplica int32
+	// currentLeader names the leader after NOT_LEADER_OR_FOLLOWER or
+	// FENCED_LEADER_EPOCH (KIP-951, v16+).
+	currentLeader *leaderHint
 }
 
 func newFetchPart(sp *sessionPartition) fetchPart {
@@ -383,6 +390,10 @@ func (c *conn) buildFetch(r *kmsg.FetchRequest, session *fetchSession, full bool
 	if session != nil {
 		resp.sessionID = session.id
 	}
+	var hints *leaderHints
+	if r.Version >= 16 {
+		hints = newLeaderHints(c)
+	}
 	var lastTopic *fetchTopicOut
 	for i := range results {
 		fp := &results[i]
@@ -404,6 +415,14 @@ func (c *conn) buildFetch(r *kmsg.FetchRequest, session *fetchSession, full bool
 		}
 		lastTopic.parts = append(lastTopic.parts, fp)
 		c.b.metrics.bytesOut.Add(float64(fp.data.Size))
+		if hints != nil {
+			if h, ok := hints.forPartition(sp.topic, sp.partition, fp.errCode); ok {
+				fp.currentLeader = &h
+			}
+		}
+	}
+	if hints != nil {
+		resp.nodeEndpoints = hints.nodes
 	}
 	return encodeFetchResponse(resp, results)
 }

@@ -22,6 +22,9 @@ type fetchResponseHeader struct {
 	errorCode int16
 	sessionID int32
 	topics    []fetchTopicOut
+	// nodeEndpoints are the brokers the partitions' leader hints name
+	// (KIP-951, v16+; tag 0 of the response).
+	nodeEndpoints []hintNode
 }
 
 type fetchTopicOut struct {
@@ -129,13 +132,26 @@ func encodeFetchResponse(resp fetchResponseHeader, results []fetchPart) *wireRes
 			}
 			if flex {
 				// Partition tagged fields: DivergingEpoch (tag 0) for a
-				// follower that must truncate.
+				// follower that must truncate, CurrentLeader (tag 1)
+				// after a leadership error.
+				n := 0
+				if fp.diverging != nil {
+					n++
+				}
+				if fp.currentLeader != nil {
+					n++
+				}
+				buf = append(buf, byte(n))
 				if d := fp.diverging; d != nil {
-					buf = append(buf, 1, 0, 13)
+					buf = append(buf, 0, 13)
 					buf = binary.BigEndian.AppendUint32(buf, uint32(d.Epoch))
 					buf = binary.BigEndian.AppendUint64(buf, uint64(d.EndOffset))
 					buf = append(buf, 0)
-				} else {
+				}
+				if l := fp.currentLeader; l != nil {
+					buf = append(buf, 1, 9)
+					buf = binary.BigEndian.AppendUint32(buf, uint32(l.id))
+					buf = binary.BigEndian.AppendUint32(buf, uint32(l.epoch))
 					buf = append(buf, 0)
 				}
 			}
@@ -145,7 +161,29 @@ func encodeFetchResponse(resp fetchResponseHeader, results []fetchPart) *wireRes
 		}
 	}
 	if flex {
-		buf = append(buf, 0) // response tagged fields
+		// Response tagged fields: NodeEndpoints (tag 0, v16+).
+		if len(resp.nodeEndpoints) == 0 {
+			buf = append(buf, 0)
+		} else {
+			var nodes []byte
+			nodes = binary.AppendUvarint(nodes, uint64(len(resp.nodeEndpoints)+1))
+			for _, n := range resp.nodeEndpoints {
+				nodes = binary.BigEndian.AppendUint32(nodes, uint32(n.id))
+				nodes = binary.AppendUvarint(nodes, uint64(len(n.host)+1))
+				nodes = append(nodes, n.host...)
+				nodes = binary.BigEndian.AppendUint32(nodes, uint32(n.port))
+				if n.rack == nil {
+					nodes = append(nodes, 0)
+				} else {
+					nodes = binary.AppendUvarint(nodes, uint64(len(*n.rack)+1))
+					nodes = append(nodes, *n.rack...)
+				}
+				nodes = append(nodes, 0) // node tagged fields
+			}
+			buf = append(buf, 1, 0)
+			buf = binary.AppendUvarint(buf, uint64(len(nodes)))
+			buf = append(buf, nodes...)
+		}
 	}
 	flush()
 	return w

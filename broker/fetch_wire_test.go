@@ -67,6 +67,13 @@ func TestFetchWireMatchesKmsg(t *testing.T) {
 			})
 		}
 		hdr := fetchResponseHeader{version: v, sessionID: 42, topics: []fetchTopicOut{{name: "orders", id: [16]byte{1, 2, 3}, parts: parts}}}
+		rack := "rack-a"
+		if v >= 16 {
+			// KIP-951: the failed partition names its leader, and the
+			// response says how to reach the leaders named.
+			failed.currentLeader = &leaderHint{id: 3, epoch: 9}
+			hdr.nodeEndpoints = []hintNode{{id: 3, host: "broker-3.example", port: 9094, rack: &rack}, {id: 2, host: "b2", port: 9093}}
+		}
 		w := encodeFetchResponse(hdr, nil)
 		bw := bufio.NewWriter(server)
 		if err := w.writeTo(server, bw, 1234); err != nil {
@@ -91,6 +98,14 @@ func TestFetchWireMatchesKmsg(t *testing.T) {
 		p2 := kmsg.NewFetchResponseTopicPartition()
 		p2.Partition, p2.ErrorCode, p2.HighWatermark, p2.LastStableOffset, p2.LogStartOffset = 5, 6, -1, -1, -1
 		p2.RecordBatches = []byte{}
+		if v >= 16 {
+			p2.CurrentLeader.LeaderID, p2.CurrentLeader.LeaderEpoch = 3, 9
+			b3 := kmsg.NewFetchResponseBroker()
+			b3.NodeID, b3.Host, b3.Port, b3.Rack = 3, "broker-3.example", 9094, &rack
+			b2 := kmsg.NewFetchResponseBroker()
+			b2.NodeID, b2.Host, b2.Port = 2, "b2", 9093
+			want.Brokers = []kmsg.FetchResponseBroker{b3, b2}
+		}
 		rt.Partitions = []kmsg.FetchResponseTopicPartition{p1, p2}
 		if v >= 11 {
 			p3 := kmsg.NewFetchResponseTopicPartition()
