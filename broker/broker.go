@@ -119,7 +119,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broke
 			name = strconv.Itoa(int(cfg.NodeID)) // members are named by node.id
 		}
 		emb, err := etcd.StartEmbedded(ctx, etcd.EmbedConfig{
-			Dir:            cfg.LogDirs[0] + "/etcd",
+			Dir:            cfg.EtcdDataDir(),
 			ClientURL:      cfg.EtcdEmbedClientURL,
 			PeerURL:        cfg.EtcdEmbedPeerURL,
 			Name:           name,
@@ -181,10 +181,16 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broke
 	b.groups.startLed(b.view.Image())
 	b.txns.startLed(b.view.Image())
 	for i, l := range b.listeners {
+		name := cfg.Listeners[i].Name
 		b.wg.Add(1)
-		go b.acceptLoop(l, b.endpoints[i].Listener)
-		b.logger.Info("serving Kafka protocol", "listener", b.endpoints[i].Listener, "addr", l.Addr().String(),
-			"advertised", net.JoinHostPort(b.endpoints[i].Host, strconv.Itoa(int(b.endpoints[i].Port))))
+		go b.acceptLoop(l, name)
+		args := []any{"listener", name, "addr", l.Addr().String()}
+		if ep, ok := b.endpointOf(name); ok {
+			args = append(args, "advertised", net.JoinHostPort(ep.Host, strconv.Itoa(int(ep.Port))))
+		} else {
+			args = append(args, "advertised", "none (not in advertised.listeners)")
+		}
+		b.logger.Info("serving Kafka protocol", args...)
 	}
 	if err := b.startMetricsServer(); err != nil {
 		return nil, err

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -125,9 +124,7 @@ func (c *conn) readLoop() {
 	for {
 		body, err := protocol.ReadFrameWith(r, maxFrame, buf, c.b.largeFrames.get)
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				c.warnBadInput("closing connection: unreadable frame", err)
-			}
+			c.logReadFailure(err, maxFrame)
 			c.close()
 			return
 		}
@@ -180,6 +177,23 @@ func (c *conn) enqueue(p pending) bool {
 		return true
 	case <-c.done:
 		return false
+	}
+}
+
+// logReadFailure logs why reading the next frame failed, at the level an
+// operator reads it (Kafka's Selector logs a disconnect at Debug and an
+// invalid receive at Warn): a frame whose size prefix is negative or above
+// socket.request.max.bytes is malformed input, one Warn line; anything else
+// is the connection ending — the client closed it or reset it, between
+// requests or in the middle of one — which is normal, at Debug. A read on a
+// connection this broker closed (shutdown) is not logged.
+func (c *conn) logReadFailure(err error, maxFrame int32) {
+	switch {
+	case errors.Is(err, protocol.ErrFrameTooLarge), errors.Is(err, protocol.ErrNegativeSize):
+		c.warnBadInput("closing connection: malformed frame", err, "socket_request_max_bytes", maxFrame)
+	case errors.Is(err, net.ErrClosed):
+	default:
+		c.logger.Debug("connection closed by client", "err", err)
 	}
 }
 

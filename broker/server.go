@@ -14,14 +14,10 @@ import (
 	"github.com/kbroker/kbroker/etcd"
 )
 
-// listen binds every listener and works out what to advertise for each: the
-// matching advertised listener, or the bound address itself. A port of 0
-// binds a free port, which is then advertised.
+// listen binds every listener and registers what advertisedEndpoints makes
+// of them.
 func (b *Broker) listen() error {
-	advertised := map[string]config.Listener{}
-	for _, l := range b.cfg.AdvertisedListeners {
-		advertised[l.Name] = l
-	}
+	bound := map[string]int32{}
 	for _, l := range b.cfg.Listeners {
 		addr := net.JoinHostPort(l.Host, strconv.Itoa(int(l.Port)))
 		ln, err := net.Listen("tcp", addr)
@@ -29,24 +25,42 @@ func (b *Broker) listen() error {
 			return fmt.Errorf("listeners: %s on %s: %w (is another broker running? choose a port with --override listeners=PLAINTEXT://host:port)", l.Name, addr, err)
 		}
 		b.listeners = append(b.listeners, ln)
-		bound := ln.Addr().(*net.TCPAddr)
-		ep := etcd.Endpoint{Listener: l.Name, Host: l.Host, Port: int32(bound.Port), SecurityProtocol: b.cfg.SecurityProtocolFor(l.Name)}
-		if a, ok := advertised[l.Name]; ok {
-			ep.Host = a.Host
-			if a.Port != 0 {
-				ep.Port = a.Port
-			}
+		bound[l.Name] = int32(ln.Addr().(*net.TCPAddr).Port)
+	}
+	b.endpoints = advertisedEndpoints(b.cfg, bound, os.Hostname)
+	return nil
+}
+
+// advertisedEndpoints is what the broker registers and returns in Metadata,
+// as Kafka's effectiveAdvertisedBrokerListeners: advertised.listeners, or
+// listeners when that is unset (the whole list falls back, not each
+// listener: a listener left out of a set advertised.listeners is bound but
+// not advertised). Then, as Kafka's ListenerInfo, port 0 becomes the port
+// the listener of that name bound, and an empty host this machine's
+// hostname ("localhost" if it has none). Validate has already refused an
+// advertised name that is not a listener and a wildcard host such as
+// 0.0.0.0.
+func advertisedEndpoints(cfg *config.Config, boundPorts map[string]int32, hostname func() (string, error)) []etcd.Endpoint {
+	src := cfg.AdvertisedListeners
+	if src == nil {
+		src = cfg.Listeners
+	}
+	eps := make([]etcd.Endpoint, 0, len(src))
+	for _, l := range src {
+		ep := etcd.Endpoint{Listener: l.Name, Host: l.Host, Port: l.Port, SecurityProtocol: cfg.SecurityProtocolFor(l.Name)}
+		if ep.Port == 0 {
+			ep.Port = boundPorts[l.Name]
 		}
 		if ep.Host == "" {
-			host, err := os.Hostname()
-			if err != nil {
+			host, err := hostname()
+			if err != nil || host == "" {
 				host = "localhost"
 			}
 			ep.Host = host
 		}
-		b.endpoints = append(b.endpoints, ep)
+		eps = append(eps, ep)
 	}
-	return nil
+	return eps
 }
 
 func (b *Broker) acceptLoop(ln net.Listener, listener string) {
@@ -83,6 +97,16 @@ func (b *Broker) acceptLoop(ln net.Listener, listener string) {
 			b.connsMu.Unlock()
 		}()
 	}
+}
+
+// endpointOf is this broker's advertised endpoint for the named listener.
+func (b *Broker) endpointOf(listener string) (etcd.Endpoint, bool) {
+	for _, ep := range b.endpoints {
+		if ep.Listener == listener {
+			return ep, true
+		}
+	}
+	return etcd.Endpoint{}, false
 }
 
 // advertisedEndpoint is the endpoint clients of a given listener should use;

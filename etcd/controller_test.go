@@ -24,7 +24,7 @@ func sessionT(t *testing.T, cli *clientv3.Client) *concurrency.Session {
 
 func campaignT(t *testing.T, s *Store, id int32) *Controller {
 	t.Helper()
-	c, err := s.Campaign(testCtx(t), id, sessionT(t, s.Client()))
+	c, err := s.Campaign(testCtx(t), id, sessionT(t, s.cli))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestElectionFailover(t *testing.T) {
 	v := watchT(t, s)
 	ctx := testCtx(t)
 
-	sess1 := sessionT(t, s.Client())
+	sess1 := sessionT(t, s.cli)
 	c1, err := s.Campaign(ctx, 1, sess1)
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +51,7 @@ func TestElectionFailover(t *testing.T) {
 	s2 := openStoreT(t, dialT(t, e))
 	won := make(chan *Controller, 1)
 	go func() {
-		c, err := s2.Campaign(ctx, 2, sessionT(t, s2.Client()))
+		c, err := s2.Campaign(ctx, 2, sessionT(t, s2.cli))
 		if err != nil {
 			t.Error(err)
 			close(won)
@@ -60,7 +60,7 @@ func TestElectionFailover(t *testing.T) {
 		won <- c
 	}()
 	waitFor(t, "candidate 2 queued", func() bool {
-		get, err := s.Client().Get(ctx, s.controllerPrefix()+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		get, err := s.cli.Get(ctx, s.controllerPrefix()+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 		return err == nil && get.Count == 2
 	})
 	select {
@@ -74,7 +74,7 @@ func TestElectionFailover(t *testing.T) {
 
 	// The first controller's session ends: the second takes over.
 	sess1.Orphan()
-	if _, err := s.Client().Revoke(ctx, sess1.Lease()); err != nil {
+	if _, err := s.cli.Revoke(ctx, sess1.Lease()); err != nil {
 		t.Fatal(err)
 	}
 	var c2 *Controller
@@ -130,11 +130,11 @@ func TestCampaignCancelled(t *testing.T) {
 	campaignT(t, s, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	if _, err := s.Campaign(ctx, 2, sessionT(t, s.Client())); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := s.Campaign(ctx, 2, sessionT(t, s.cli)); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Campaign = %v, want deadline exceeded", err)
 	}
 	// The withdrawn candidate left no key behind.
-	get, err := s.Client().Get(testCtx(t), s.controllerPrefix()+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	get, err := s.cli.Get(testCtx(t), s.controllerPrefix()+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil || get.Count != 1 {
 		t.Fatalf("candidates after cancel: %v, %v", get, err)
 	}
@@ -237,11 +237,11 @@ func TestCreateTopicClearsLeftovers(t *testing.T) {
 
 	// An interrupted creation left partition keys but no topic key.
 	for p := range int32(10) {
-		if _, err := s.Client().Put(ctx, s.partitionKey("again", p), `{"leader":7,"leader_epoch":9,"isr":[7]}`); err != nil {
+		if _, err := s.cli.Put(ctx, s.partitionKey("again", p), `{"leader":7,"leader_epoch":9,"isr":[7]}`); err != nil {
 			t.Fatal(err)
 		}
 	}
-	rev, err := s.Client().Put(ctx, s.prefix+"marker", "x")
+	rev, err := s.cli.Put(ctx, s.prefix+"marker", "x")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +269,7 @@ func TestCreateTopicClearsLeftovers(t *testing.T) {
 			t.Fatalf("leftover state shows through: %+v", p)
 		}
 	}
-	get, err := s.Client().Get(ctx, s.partitionsPrefix("again"), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	get, err := s.cli.Get(ctx, s.partitionsPrefix("again"), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil || get.Count != 3 {
 		t.Fatalf("partition keys after create: %v, %v; want 3", get, err)
 	}
@@ -305,7 +305,7 @@ func TestDeleteTopicVisibleAtOnce(t *testing.T) {
 	if img.Topics["doomed"] != nil || img.TopicsByID[tspec.ID] != nil {
 		t.Fatal("deleted topic still in the image")
 	}
-	get, err := s.Client().Get(ctx, s.prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	get, err := s.cli.Get(ctx, s.prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
 		t.Fatal(err)
 	}

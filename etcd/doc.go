@@ -13,10 +13,17 @@
 //
 //	brokers/<id>             {"id":1,"rack":"r1","endpoints":[{"listener":"PLAINTEXT",
 //	                          "host":"h","port":9092,"security_protocol":"PLAINTEXT"}],
-//	                          "incarnation":"<uuid>","shutting_down":true}
+//	                          "incarnation":"dab6hlrwlij9","shutting_down":true}
 //	                         bound to the broker's lease (ephemeral); the key's
-//	                         CreateRevision is the broker epoch; shutting_down
-//	                         (omitted when false) marks a controlled shutdown
+//	                         CreateRevision is the broker epoch; rack and
+//	                         shutting_down are omitted when empty/false, and
+//	                         shutting_down marks a controlled shutdown.
+//	                         incarnation is an opaque tag of the process that
+//	                         registered, quoted in ErrBrokerIDInUse: the broker
+//	                         writes its start time (Unix nanoseconds in base
+//	                         36), and RegisterBroker fills an empty one with a
+//	                         random UUID string. Nothing compares it; the
+//	                         broker epoch is what tells registrations apart
 //	controller/<lease-hex>   "<broker id>"; concurrency.Election candidates, the
 //	                         one with the lowest CreateRevision leads and that
 //	                         revision is the controller epoch
@@ -29,8 +36,10 @@
 //	producer-ids/next        {"next":N}: the first producer ID not yet handed out
 //	broker-ids/next          {"next":N}: the next generated broker id (from 1001)
 //
-// config/, acls/, scram/ and quotas/ belong to other packages (see
-// Store.Prefix); the image ignores them. Keys that do not parse are ignored,
+// Nothing else is written. Keys that later issues will add (dynamic broker
+// configs, ACLs, SCRAM credentials, quotas, finalized features, offline log
+// dirs; see DESIGN.md) do not exist yet. The image reads only the keys
+// above: others under the prefix, and keys that do not parse, are ignored,
 // and values that do not decode are logged and treated as absent.
 //
 // # Fencing

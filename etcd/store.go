@@ -101,13 +101,6 @@ func OpenStore(ctx context.Context, cli *clientv3.Client) (*Store, error) {
 // ClusterID is the cluster's ID, as Kafka reports it in Metadata responses.
 func (s *Store) ClusterID() string { return s.clusterID }
 
-// Client is the underlying etcd client, for packages that keep their own
-// keys under Prefix (config/, acls/, scram/, quotas/).
-func (s *Store) Client() *clientv3.Client { return s.cli }
-
-// Prefix is "/kbroker/<cluster-id>/"; every key of the cluster starts with it.
-func (s *Store) Prefix() string { return s.prefix }
-
 // Key names, relative to Prefix; see the package doc for the layout.
 const (
 	brokersDir      = "brokers/"

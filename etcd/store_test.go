@@ -60,8 +60,8 @@ func TestOpenStoreAgreesOnClusterID(t *testing.T) {
 		}
 	}
 	s := openStoreT(t, dialT(t, e))
-	if s.ClusterID() != ids[0] || s.Prefix() != "/kbroker/"+ids[0]+"/" {
-		t.Fatalf("reopened store: id %q prefix %q", s.ClusterID(), s.Prefix())
+	if s.ClusterID() != ids[0] || s.prefix != "/kbroker/"+ids[0]+"/" {
+		t.Fatalf("reopened store: id %q prefix %q", s.ClusterID(), s.prefix)
 	}
 
 	// A value that is not a cluster id is refused, not silently used.
@@ -95,7 +95,7 @@ func TestRegisterBroker(t *testing.T) {
 	if got.Rack != want.Rack || !slices.Equal(got.Endpoints, want.Endpoints) || got.Incarnation == "" || got.Epoch != reg.Epoch() {
 		t.Fatalf("image broker = %+v, want %+v with epoch %d", got, want, reg.Epoch())
 	}
-	ttl, err := s.Client().TimeToLive(ctx, reg.Session().Lease())
+	ttl, err := s.cli.TimeToLive(ctx, reg.Session().Lease())
 	if err != nil || ttl.GrantedTTL != 9 {
 		t.Fatalf("lease TTL = %+v, %v; want 9 s (broker.session.timeout.ms default)", ttl, err)
 	}
@@ -164,7 +164,7 @@ func TestRegistrationLeaseExpires(t *testing.T) {
 	if d := time.Since(start); d < time.Second {
 		t.Fatalf("lease expired after %v, before its TTL", d)
 	}
-	get, err := s.Client().Get(ctx, s.brokerKey(4))
+	get, err := s.cli.Get(ctx, s.brokerKey(4))
 	if err != nil || len(get.Kvs) != 0 {
 		t.Fatalf("broker key after expiry: %v, %v", get, err)
 	}
@@ -261,7 +261,7 @@ func TestSetShuttingDown(t *testing.T) {
 	if _, err := reg.SetShuttingDown(ctx); err == nil {
 		t.Fatal("SetShuttingDown after the lease was revoked succeeded")
 	}
-	get, err := s.Client().Get(ctx, s.brokerKey(5))
+	get, err := s.cli.Get(ctx, s.brokerKey(5))
 	if err != nil || len(get.Kvs) != 0 {
 		t.Fatalf("broker key after failed SetShuttingDown: %v, %v", get, err)
 	}

@@ -9,7 +9,8 @@ import (
 // NewUUID returns a random version-4 UUID the way Kafka's Uuid.randomUuid
 // does: never the all-zero ID, never the reserved metadata topic ID (0…01),
 // and never one whose string form starts with '-' (it would read as a
-// command-line flag). Used for cluster IDs, topic IDs and incarnations.
+// command-line flag). Used for cluster IDs, topic IDs and the incarnation
+// of a registration that names none.
 func NewUUID() [16]byte {
 	for {
 		var u [16]byte

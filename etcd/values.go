@@ -21,7 +21,7 @@ type BrokerInfo struct {
 	ID          int32      `json:"id"`
 	Rack        string     `json:"rack,omitempty"` // "" means no rack
 	Endpoints   []Endpoint `json:"endpoints"`
-	Incarnation string     `json:"incarnation"` // random per process start
+	Incarnation string     `json:"incarnation"` // opaque, new per process start; see the package doc
 	// ShuttingDown is set by a broker that has begun a controlled shutdown
 	// (Registration.SetShuttingDown): the controller moves its leaderships
 	// away, takes it out of every ISR and elects it nowhere, as Kafka's

@@ -18,7 +18,7 @@ func TestWaitForRevisionOutsidePrefix(t *testing.T) {
 	ctx := testCtx(t)
 	// A write no watch event under the prefix will report: the view must
 	// still learn that the revision passed.
-	resp, err := s.Client().Put(ctx, "/elsewhere", "x")
+	resp, err := s.cli.Put(ctx, "/elsewhere", "x")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestWatchRelistsAfterCompaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Client().Compact(ctx, last); err != nil {
+	if _, err := s.cli.Compact(ctx, last); err != nil {
 		t.Fatal(err)
 	}
 	runCtx, stop := context.WithCancel(context.Background())

@@ -167,7 +167,11 @@ func (c LogConfig) Validate() error {
 
 // Options are the process-level dependencies of a Log.
 type Options struct {
-	Logger *slog.Logger     // nil: slog.Default()
+	// Logger receives the log's lines. It must identify the log (the
+	// replica's carries topic and partition), since Open adds nothing to
+	// it; nil means slog.Default() with the topic and partition parsed from
+	// the directory name (or the directory).
+	Logger *slog.Logger
 	Now    func() time.Time // nil: time.Now
 	FS     FS               // nil: OSFS
 }

@@ -97,13 +97,18 @@ func Open(dir string, cfg LogConfig, cleanShutdown bool, opts Options) (*Log, er
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	opts = opts.withDefaults()
 	logger := opts.Logger
-	if topic, p, ok := ParsePartitionDirName(filepath.Base(dir)); ok {
-		logger = logger.With("topic", topic, "partition", p)
-	} else {
-		logger = logger.With("dir", dir)
+	if logger == nil {
+		// The caller's logger names the log (replica adds topic and
+		// partition); adding them again would print each key twice.
+		logger = slog.Default()
+		if topic, p, ok := ParsePartitionDirName(filepath.Base(dir)); ok {
+			logger = logger.With("topic", topic, "partition", p)
+		} else {
+			logger = logger.With("dir", dir)
+		}
 	}
+	opts = opts.withDefaults()
 	l := &Log{dir: dir, cfg: cfg, fs: opts.FS, logger: logger, now: opts.Now, ps: newProducerState()}
 	l.firstUnstable.Store(-1)
 	if err := l.fs.MkdirAll(dir, 0o755); err != nil {

@@ -86,7 +86,8 @@ type Config struct {
 	// Listeners is listeners.
 	Listeners []Listener
 	// AdvertisedListeners is advertised.listeners; nil means "same as
-	// Listeners". See EffectiveAdvertisedListeners.
+	// Listeners" (the whole list, as in Kafka; the broker registers them
+	// with port 0 as bound and an empty host as the machine's hostname).
 	AdvertisedListeners []Listener
 	// ListenerSecurityProtocolMap is listener.security.protocol.map, listener
 	// name to security protocol, both upper-case.

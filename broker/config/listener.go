@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -178,33 +177,6 @@ func (c *Config) InterBrokerListener() string {
 		return strings.ToUpper(c.InterBrokerListenerName)
 	}
 	return strings.ToUpper(c.SecurityInterBrokerProtocol)
-}
-
-// EffectiveAdvertisedListeners is what the broker registers and returns in
-// Metadata: advertised.listeners, or listeners when that is unset, with an
-// empty host replaced by this machine's hostname (Kafka uses the local
-// canonical hostname the same way).
-func (c *Config) EffectiveAdvertisedListeners() ([]Listener, error) {
-	src := c.AdvertisedListeners
-	if src == nil {
-		src = c.Listeners
-	}
-	out := make([]Listener, len(src))
-	var hostname string
-	for i, l := range src {
-		if l.Host == "" {
-			if hostname == "" {
-				h, err := os.Hostname()
-				if err != nil {
-					return nil, fmt.Errorf("advertise listener %s: resolve hostname: %w", l.Name, err)
-				}
-				hostname = h
-			}
-			l.Host = hostname
-		}
-		out[i] = l
-	}
-	return out, nil
 }
 
 // validateListeners applies Kafka's listener rules (CoreUtils

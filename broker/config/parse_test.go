@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -60,6 +61,7 @@ func TestParseNoArgsIsKafkaDefaults(t *testing.T) {
 		{"inter-broker listener", c.InterBrokerListener(), "PLAINTEXT"},
 		{"embed etcd", c.EmbedEtcd(), true},
 		{"etcd dir", c.EtcdDataDir(), "/tmp/kafka-logs/etcd"},
+		{"log level", c.SlogLevel(), slog.LevelInfo},
 	}
 	for _, ck := range checks {
 		if !reflect.DeepEqual(ck.got, ck.want) {
@@ -437,28 +439,12 @@ func TestListenerParsing(t *testing.T) {
 	}
 }
 
-func TestEffectiveAdvertisedListeners(t *testing.T) {
-	host, err := os.Hostname()
-	if err != nil {
-		t.Skipf("no hostname: %v", err)
-	}
-	c, _ := mustParse(t, "--override", "listeners=PLAINTEXT://:9092,IN://127.0.0.1:9093",
-		"--override", "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,IN:PLAINTEXT")
-	got, err := c.EffectiveAdvertisedListeners()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []Listener{{"PLAINTEXT", host, 9092}, {"IN", "127.0.0.1", 9093}}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %+v, want %+v", got, want)
-	}
-	if c.Listeners[0].Host != "" {
-		t.Fatal("EffectiveAdvertisedListeners must not modify Listeners")
-	}
-	c, _ = mustParse(t, "--override", "advertised.listeners=PLAINTEXT://kafka.example:19092")
-	got, _ = c.EffectiveAdvertisedListeners()
-	if len(got) != 1 || got[0].Host != "kafka.example" || got[0].Port != 19092 {
-		t.Fatalf("advertised = %+v", got)
+func TestSlogLevel(t *testing.T) {
+	for raw, want := range map[string]slog.Level{"debug": slog.LevelDebug, "INFO": slog.LevelInfo, "Warn": slog.LevelWarn, "error": slog.LevelError} {
+		c, _ := mustParse(t, "--override", "log.level="+raw)
+		if got := c.SlogLevel(); got != want {
+			t.Errorf("log.level=%s: %v, want %v", raw, got, want)
+		}
 	}
 }
 

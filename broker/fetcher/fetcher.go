@@ -86,7 +86,10 @@ type Config struct {
 	Address func(brokerID int32) (hostPort string, ok bool)
 	// OnLag, if set, is told each follower's lag behind the leader's high
 	// watermark after every successful fetch of it.
-	OnLag  func(topic string, partition int32, lag int64)
+	OnLag func(topic string, partition int32, lag int64)
+	// Logger is the broker's logger, which already carries node; the
+	// fetcher's lines add leader (and topic and partition where one
+	// partition is concerned). nil discards.
 	Logger *slog.Logger
 }
 
@@ -237,7 +240,7 @@ func (m *Manager) Follow(leader int32, r Replica) {
 	f.mu.Unlock()
 	m.mu.Unlock()
 	f.wakeup()
-	m.cfg.Logger.Debug("fetching partition from leader", "node", m.cfg.NodeID, "topic", tp.topic, "partition", tp.partition, "leader", leader)
+	m.cfg.Logger.Debug("fetching partition from leader", "topic", tp.topic, "partition", tp.partition, "leader", leader)
 }
 
 // Unfollow stops fetching r. It returns only once no fetch response for r

@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/internal/ratelog"
 )
 
 // ErrUnknownLeaderAddress is the error of a round whose source broker has
@@ -22,9 +24,10 @@ var ErrUnknownLeaderAddress = errors.New("fetcher: leader address unknown")
 // complete record batch.
 var ErrNoWholeBatch = errors.New("fetcher: no whole record batch in fetched data")
 
-// warnInterval is how often one repeated warning is logged at Warn; the
-// repeats in between go to Debug.
-const warnInterval = 30 * time.Second
+// keyUnreachable is the rate-limit key of "cannot reach leader", shared by
+// a leader with no known address and a failed round trip: one condition,
+// logged once and then once a minute with the count of repeats.
+const keyUnreachable = "unreachable"
 
 // fetcher replicates the partitions followed from one source broker.
 type fetcher struct {
@@ -48,15 +51,19 @@ type fetcher struct {
 		parts map[topicPartition]*partState
 	}
 
+	// limited logs the fetcher's repeating warnings: the first at once,
+	// then one a minute per key with the count of those held back.
+	limited *ratelog.Logger
+
 	// Owned by the fetcher goroutine.
-	cl     *kgo.Client
-	addr   string
-	warned map[string]time.Time
+	cl   *kgo.Client
+	addr string
 }
 
 func newFetcher(m *Manager, source int32) *fetcher {
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &fetcher{m: m, cfg: &m.cfg, source: source, ctx: ctx, stop: cancel, wake: make(chan struct{}, 1), warned: map[string]time.Time{}}
+	f := &fetcher{m: m, cfg: &m.cfg, source: source, ctx: ctx, stop: cancel, wake: make(chan struct{}, 1),
+		limited: ratelog.New(m.cfg.Logger.With("leader", source), ratelog.Interval)}
 	f.mu.parts = map[topicPartition]*partState{}
 	return f
 }
@@ -135,7 +142,7 @@ func (f *fetcher) sleep(d time.Duration) {
 func (f *fetcher) fetchOnce(parts []*sentPart) {
 	cl, err := f.client()
 	if err != nil {
-		f.logLimited(slog.LevelWarn, "client", "cannot reach leader", "err", err)
+		f.limited.Log(f.ctx, slog.LevelWarn, keyUnreachable, "cannot reach leader", "err", err)
 		f.delay(parts, f.cfg.Backoff)
 		return
 	}
@@ -147,13 +154,15 @@ func (f *fetcher) fetchOnce(parts []*sentPart) {
 		if f.ctx.Err() != nil {
 			return
 		}
-		f.logLimited(slog.LevelWarn, "fetch", "replica fetch failed", "err", err)
+		// The round trip failed: the leader is down, unreachable or too
+		// slow, a condition that lasts and is met every backoff.
+		f.limited.Log(f.ctx, slog.LevelWarn, keyUnreachable, "cannot reach leader", "err", err)
 		f.delay(parts, f.cfg.Backoff)
 		return
 	}
 	fr := resp.(*kmsg.FetchResponse)
 	if fr.ErrorCode != 0 {
-		f.logLimited(slog.LevelWarn, "fetch", "replica fetch failed", "err", kerr.ErrorForCode(fr.ErrorCode))
+		f.limited.Log(f.ctx, slog.LevelWarn, "fetch", "replica fetch failed", "err", kerr.ErrorForCode(fr.ErrorCode))
 		f.delay(parts, f.cfg.Backoff)
 		return
 	}
@@ -330,7 +339,7 @@ func (f *fetcher) partitionError(s *sentPart, op string, err error) {
 		level = slog.LevelInfo
 	}
 	tp := s.ps.tp
-	f.logLimited(level, op+" "+tp.topic+"-"+strconv.Itoa(int(tp.partition)), "replica fetch partition error",
+	f.limited.Log(f.ctx, level, op+" "+tp.topic+"-"+strconv.Itoa(int(tp.partition)), "replica fetch partition error",
 		"topic", tp.topic, "partition", tp.partition, "leader_epoch", s.leaderEpoch, "err", err)
 	f.delay([]*sentPart{s}, f.cfg.Backoff)
 }
@@ -340,7 +349,7 @@ func (f *fetcher) partitionError(s *sentPart, op string, err error) {
 // A Follow since the round began supersedes the failure.
 func (f *fetcher) fail(s *sentPart, op string, err error) {
 	ps := s.ps
-	f.cfg.Logger.Warn("replica fetch stopped for partition", "node", f.cfg.NodeID, "leader", f.source,
+	f.cfg.Logger.Warn("replica fetch stopped for partition", "leader", f.source,
 		"topic", ps.tp.topic, "partition", ps.tp.partition, "op", op, "err", err)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -361,17 +370,4 @@ func (f *fetcher) delay(parts []*sentPart, d time.Duration) {
 			ps.delayUntil = until
 		}
 	}
-}
-
-// logLimited logs at level at most once per warnInterval per key, and at
-// Debug otherwise.
-func (f *fetcher) logLimited(level slog.Level, key, msg string, args ...any) {
-	now := time.Now()
-	if last, ok := f.warned[key]; ok && now.Sub(last) < warnInterval {
-		level = slog.LevelDebug
-	} else {
-		f.warned[key] = now
-	}
-	args = append([]any{"node", f.cfg.NodeID, "leader", f.source}, args...)
-	f.cfg.Logger.Log(f.ctx, level, msg, args...)
 }

@@ -51,7 +51,7 @@ func (f *fetcher) truncateDiverging(s *sentPart, divEpoch int32, divEnd int64) {
 		f.fail(s, "truncate", err)
 		return
 	}
-	f.cfg.Logger.Info("truncated follower to the leader's epoch boundary", "node", f.cfg.NodeID, "leader", f.source,
+	f.cfg.Logger.Info("truncated follower to the leader's epoch boundary", "leader", f.source,
 		"topic", s.ps.tp.topic, "partition", s.ps.tp.partition, "leader_epoch", s.leaderEpoch,
 		"diverging_epoch", divEpoch, "diverging_end_offset", divEnd, "from", s.fetchOffset, "to", target)
 	if off, lastEpoch, _ := r.FollowerState(); off == s.fetchOffset && lastEpoch == s.lastFetchedEpoch {
@@ -101,7 +101,7 @@ func (f *fetcher) resolveOutOfRange(cl *kgo.Client, s *sentPart) {
 		f.fail(s, "truncate", err)
 		return
 	}
-	f.cfg.Logger.Warn("reset follower fetch offset after OFFSET_OUT_OF_RANGE", "node", f.cfg.NodeID, "leader", f.source,
+	f.cfg.Logger.Warn("reset follower fetch offset after OFFSET_OUT_OF_RANGE", "leader", f.source,
 		"topic", s.ps.tp.topic, "partition", s.ps.tp.partition, "leader_epoch", s.leaderEpoch, "from", s.fetchOffset, "to", to)
 }
 

@@ -41,11 +41,7 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "kbroker: %v\nRun 'kbroker --help' for every key and its allowed values.\n", err)
 		return 2
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		level = slog.LevelInfo
-	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()}))
 	for _, n := range notices {
 		logger.Log(context.Background(), n.Level, n.Msg)
 	}

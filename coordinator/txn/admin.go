@@ -111,8 +111,15 @@ func (s *Shard) ListTransactions(ctx context.Context, req *kmsg.ListTransactions
 	})
 }
 
-// UnknownStateFilters returns the filters of a ListTransactions request
-// that name no transaction state, for the response's UnknownStateFilters.
+// UnknownStateFilters returns the state filters of a ListTransactions
+// request that name no transaction state, for the response's
+// UnknownStateFilters, as Kafka's listTransactionStates fills it: a filter
+// is known only if it is exactly (case included) one of Kafka's state names
+// (Empty, Ongoing, PrepareCommit, PrepareAbort, CompleteCommit,
+// CompleteAbort, Dead, PrepareEpochFence). Kafka reads the filters as a
+// set, so a repeated unknown filter is reported once; order is the
+// request's. An unknown filter matches no transaction (ListTransactions
+// with only unknown filters lists nothing).
 func UnknownStateFilters(filters []string) []string {
 	known := map[string]bool{}
 	for _, n := range kmsg.TransactionStateStrings() {
@@ -121,6 +128,7 @@ func UnknownStateFilters(filters []string) []string {
 	out := []string{}
 	for _, f := range filters {
 		if !known[f] {
+			known[f] = true // report once
 			out = append(out, f)
 		}
 	}

@@ -466,14 +466,21 @@ func TestDescribeAndListTransactions(t *testing.T) {
 		{"pattern", func(r *kmsg.ListTransactionsRequest) { p := "oth.*"; r.TransactionalIDPattern = &p }, []string{"other"}},
 		{"pattern must match whole id", func(r *kmsg.ListTransactionsRequest) { p := "th"; r.TransactionalIDPattern = &p }, nil},
 		{"bad pattern", func(r *kmsg.ListTransactionsRequest) { p := "("; r.TransactionalIDPattern = &p }, nil},
+		{"unknown state only", func(r *kmsg.ListTransactionsRequest) { r.StateFilters = []string{"Bogus"} }, nil},
+		{"state names are case-sensitive", func(r *kmsg.ListTransactionsRequest) { r.StateFilters = []string{"ongoing"} }, nil},
+		{"unknown beside known", func(r *kmsg.ListTransactionsRequest) { r.StateFilters = []string{"Bogus", "Ongoing"} }, []string{"a"}},
 	}
 	for _, tc := range cases {
 		if got := list(tc.mod); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	if u := UnknownStateFilters([]string{"Ongoing", "Bogus", "ongoing"}); !slices.Equal(u, []string{"Bogus", "ongoing"}) {
+	if u := UnknownStateFilters([]string{"Ongoing", "Bogus", "ongoing", "Bogus"}); !slices.Equal(u, []string{"Bogus", "ongoing"}) {
 		t.Fatalf("unknown filters %v", u)
+	}
+	known := []string{"Empty", "Ongoing", "PrepareCommit", "PrepareAbort", "CompleteCommit", "CompleteAbort", "Dead", "PrepareEpochFence"}
+	if u := UnknownStateFilters(known); len(u) != 0 {
+		t.Fatalf("Kafka's state names reported unknown: %v", u)
 	}
 }
 
