@@ -8,6 +8,12 @@ package broker
 //   max.message.bytes) before anything of it is written.
 // * Offsets and the leader epoch are assigned by rewriting the batch header;
 //   the bytes are otherwise appended verbatim.
+// * A client's records are checked as Kafka's LogValidator checks them, and
+//   decoded only when a check needs them: a record without a key on a
+//   compacted topic is INVALID_RECORD, a CreateTime timestamp outside
+//   message.timestamp.before/after.max.ms INVALID_TIMESTAMP (KIP-937); one
+//   such record refuses the whole batch, and v8+ names each in
+//   record_errors with an error_message.
 // * Idempotent batches are checked against the producer's last five batches:
 //   duplicates get their original offset back, gaps
 //   OUT_OF_ORDER_SEQUENCE_NUMBER, stale epochs INVALID_PRODUCER_EPOCH.
@@ -80,6 +86,11 @@ func handleProduce(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
 				p, res, err := c.produceTo(name, rp.Partition, rp.Records, r.Acks == -1, verified)
 				if err != nil {
 					sp.ErrorCode = produceErrorCode(c, name, rp.Partition, err, r.Version)
+					var refused *batch.RecordErrors
+					if errors.As(err, &refused) {
+						sp.LogStartOffset = res.LogStartOffset
+						setRecordErrors(&sp, refused, r.Version)
+					}
 				} else {
 					sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = res.BaseOffset, res.LogAppendTime, res.LogStartOffset
 					if r.Acks == -1 {
@@ -237,6 +248,23 @@ func (c *conn) produceTo(topic string, partition int32, records []byte, acksAll 
 		c.b.metrics.bytesIn.Add(float64(len(records)))
 	}
 	return p, res, err
+}
+
+// setRecordErrors reports the records that refused a batch (KIP-467,
+// v8+): each one's index in the batch and why, and Kafka's message for the
+// whole batch.
+func setRecordErrors(sp *kmsg.ProduceResponseTopicPartition, refused *batch.RecordErrors, version int16) {
+	if version < 8 {
+		return
+	}
+	sp.ErrorRecords = make([]kmsg.ProduceResponseTopicPartitionErrorRecord, len(refused.Records))
+	for i, re := range refused.Records {
+		er := kmsg.NewProduceResponseTopicPartitionErrorRecord()
+		er.RelativeOffset = re.Index
+		er.ErrorMessage = kmsg.StringPtr(re.Message)
+		sp.ErrorRecords[i] = er
+	}
+	sp.ErrorMessage = kmsg.StringPtr(refused.Message())
 }
 
 // produceErrorCode maps an append failure to its wire code (errorCode)

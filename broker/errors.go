@@ -49,6 +49,7 @@ var errorCodes = []struct {
 	{batch.ErrTooLarge, kerr.MessageTooLarge},
 	{batch.ErrUnsupportedMagic, kerr.UnsupportedForMessageFormat},
 	{batch.ErrInvalidRecord, kerr.InvalidRecord},
+	{batch.ErrInvalidTimestamp, kerr.InvalidTimestamp},
 	{batch.ErrCorrupt, kerr.CorruptMessage},
 	{storage.ErrRecordBatchTooLarge, kerr.RecordListTooLarge},
 

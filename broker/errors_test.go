@@ -46,6 +46,7 @@ func TestErrorCodeOfEverySentinel(t *testing.T) {
 		{batch.ErrTooLarge, kerr.MessageTooLarge, false},
 		{batch.ErrUnsupportedMagic, kerr.UnsupportedForMessageFormat, false},
 		{batch.ErrInvalidRecord, kerr.InvalidRecord, false},
+		{batch.ErrInvalidTimestamp, kerr.InvalidTimestamp, false},
 		{batch.ErrCorrupt, kerr.CorruptMessage, false},
 		{storage.ErrRecordBatchTooLarge, kerr.RecordListTooLarge, false},
 		{storage.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber, false},

@@ -233,9 +233,11 @@ func replicaConfig(tc config.TopicConfig, producerIDExpirationMs int64) replica.
 			MinCleanableDirtyRatio: tc.MinCleanableDirtyRatio,
 			ProducerIDExpirationMs: producerIDExpirationMs,
 		},
-		MaxBatchBytes:     int(tc.MaxMessageBytes),
-		MinInsyncReplicas: int(tc.MinInsyncReplicas),
-		LogAppendTime:     tc.LogAppendTime,
+		MaxBatchBytes:        int(tc.MaxMessageBytes),
+		MinInsyncReplicas:    int(tc.MinInsyncReplicas),
+		LogAppendTime:        tc.LogAppendTime,
+		TimestampBeforeMaxMs: tc.MessageTimestampBeforeMaxMs,
+		TimestampAfterMaxMs:  tc.MessageTimestampAfterMaxMs,
 	}
 }
 

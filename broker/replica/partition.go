@@ -26,6 +26,12 @@ type Config struct {
 	MaxBatchBytes     int  // max.message.bytes
 	LogAppendTime     bool // message.timestamp.type=LogAppendTime
 	MinInsyncReplicas int  // min.insync.replicas
+	// TimestampBeforeMaxMs and TimestampAfterMaxMs are
+	// message.timestamp.before.max.ms and message.timestamp.after.max.ms:
+	// how far a client's CreateTime timestamp may trail or lead the
+	// broker's clock. math.MaxInt64 is no bound; zero allows no skew.
+	TimestampBeforeMaxMs int64
+	TimestampAfterMaxMs  int64
 }
 
 // Partition is one hosted partition. Appends are serialised by mu; reads go
@@ -189,7 +195,10 @@ type AppendResult struct {
 // AppendAsLeader validates records (one Produce partition's record set),
 // assigns offsets and appends them. Nothing is written unless every batch is
 // valid. A duplicate idempotent batch returns its original offset and writes
-// nothing. Errors are this package's, storage's or protocol/batch's sentinels.
+// nothing. Errors are this package's, storage's or protocol/batch's sentinels;
+// records refused by the topic's record rules (batch.RecordRules: keys on a
+// compacted topic, timestamp bounds) give a *batch.RecordErrors, with the
+// log start offset in the result as Kafka reports it.
 func (p *Partition) AppendAsLeader(records []byte) (AppendResult, error) {
 	return p.appendLeader(records, true, nil)
 }
@@ -230,9 +239,29 @@ func (p *Partition) appendLeader(records []byte, fromClient bool, guard *Verific
 		return res, fmt.Errorf("%w: producer ID %d without a sequence", batch.ErrInvalidRecord, headers[0].ProducerID)
 	}
 
+	now := time.Now().UnixMilli()
+	if fromClient {
+		// Kafka's LogValidator checks a client's records (keys on a
+		// compacted topic, timestamps) before anything is written; the
+		// coordinators' own records always carry both.
+		rules := batch.RecordRules{
+			Topic: p.Topic, Partition: p.Index,
+			RequireKeys:          cfg.Log.Compact,
+			LogAppendTime:        cfg.LogAppendTime,
+			Now:                  now,
+			TimestampBeforeMaxMs: cfg.TimestampBeforeMaxMs,
+			TimestampAfterMaxMs:  cfg.TimestampAfterMaxMs,
+		}
+		if err := rules.Check(records, headers[0]); err != nil {
+			// Kafka answers a refused record with the log start offset.
+			res.LogStartOffset = p.log.LogStartOffset()
+			return res, fmt.Errorf("produce to %s-%d: %w", p.Topic, p.Index, err)
+		}
+	}
+
 	appendTime := int64(-1)
 	if cfg.LogAppendTime {
-		appendTime = time.Now().UnixMilli()
+		appendTime = now
 	}
 
 	p.mu.Lock()

@@ -52,8 +52,13 @@ var (
 	// ErrUnsupportedMagic reports a batch whose magic byte is not 2.
 	ErrUnsupportedMagic = errors.New("batch: unsupported magic")
 	// ErrInvalidRecord maps to INVALID_RECORD: a well-formed batch that
-	// breaks a rule producers must follow (record count vs offset delta).
+	// breaks a rule producers must follow (record count vs offset delta, a
+	// record without a key on a compacted topic: see RecordRules).
 	ErrInvalidRecord = errors.New("batch: invalid record")
+	// ErrInvalidTimestamp maps to INVALID_TIMESTAMP: a record whose
+	// timestamp is outside the topic's bounds, or a producer's batch that
+	// claims LogAppendTime (see RecordRules).
+	ErrInvalidTimestamp = errors.New("batch: invalid timestamp")
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
