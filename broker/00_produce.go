@@ -30,7 +30,8 @@ package broker
 // Version notes:
 // * v3: transactional ID, record batch v2 only; v5: log start offset;
 //   v8: record errors, error message; v9: flexible; v10: current leader
-//   (tagged); v13: topic IDs.
+//   and node endpoints after NOT_LEADER_OR_FOLLOWER / FENCED_LEADER_EPOCH
+//   (KIP-951, tagged; leader_hints.go); v13: topic IDs.
 
 import (
 	"context"
@@ -118,6 +119,7 @@ func handleProduce(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
 		}
 	}
 	if len(pending) == 0 {
+		addLeaderHints(c, r, resp)
 		return now(resp), nil
 	}
 	// acks=all: answer once the ISR holds every batch, or at the timeout.
@@ -135,6 +137,7 @@ func handleProduce(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
 				sp.ErrorCode = c.b.partitionErrorCode(err, "acks=all wait", w.p.Topic, w.p.Index)
 			}
 		}
+		addLeaderHints(c, r, resp)
 		return resp
 	}), nil
 }
@@ -248,6 +251,39 @@ func (c *conn) produceTo(topic string, partition int32, records []byte, acksAll 
 		c.b.metrics.bytesIn.Add(float64(len(records)))
 	}
 	return p, res, err
+}
+
+// addLeaderHints names the current leader of every partition that answers
+// NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH, and lists those leaders'
+// endpoints (KIP-951, v10+), so the producer retries on the new leader
+// without a metadata request first.
+func addLeaderHints(c *conn, r *kmsg.ProduceRequest, resp *kmsg.ProduceResponse) {
+	if r.Version < 10 {
+		return
+	}
+	hints := newLeaderHints(c)
+	img := hints.img
+	for ti := range resp.Topics {
+		rt := &resp.Topics[ti]
+		name := rt.Topic
+		if r.Version >= 13 {
+			name = ""
+			if t := img.TopicsByID[rt.TopicID]; t != nil {
+				name = t.Name
+			}
+		}
+		for pi := range rt.Partitions {
+			sp := &rt.Partitions[pi]
+			if h, ok := hints.forPartition(name, sp.Partition, sp.ErrorCode); ok {
+				sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = h.id, h.epoch
+			}
+		}
+	}
+	for _, n := range hints.nodes {
+		b := kmsg.NewProduceResponseBroker()
+		b.NodeID, b.Host, b.Port, b.Rack = n.id, n.host, n.port, n.rack
+		resp.Brokers = append(resp.Brokers, b)
+	}
 }
 
 // setRecordErrors reports the records that refused a batch (KIP-467,
