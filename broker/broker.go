@@ -177,7 +177,14 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broke
 	go b.cleanupLoop()
 
 	b.awaitFirstController(ctx)
-	b.partitions.openExisting(b.view.Image())
+	// Partitions on disk open (and recover) in the background: a request
+	// for one not open yet opens it itself, so a broker with many
+	// partitions serves the ones it has while it recovers the rest.
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.partitions.openExisting(b.ctx, b.view.Image())
+	}()
 	b.groups.startLed(b.view.Image())
 	b.txns.startLed(b.view.Image())
 	for i, l := range b.listeners {
@@ -480,7 +487,11 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("close partitions: %w", err))
 		}
 	}
-	if len(errs) == 0 {
+	if len(errs) == 0 && b.partitions != nil && !b.partitions.recovered.Load() {
+		// Partitions never opened may still need recovery: the next
+		// start must not take the dirs as cleanly shut down.
+		b.logger.Warn("stopped before every partition on disk was opened; the next start recovers the logs")
+	} else if len(errs) == 0 {
 		for _, d := range b.cfg.LogDirs {
 			if err := storage.MarkCleanShutdown(d); err != nil {
 				errs = append(errs, err)

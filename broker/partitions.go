@@ -1,11 +1,14 @@
 package broker
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kbroker/kbroker/broker/config"
@@ -23,11 +26,20 @@ type topicPartition struct {
 // partitionSet owns the map of partitions hosted by this broker. Partitions
 // are opened lazily when a request first needs one that the metadata image
 // says this broker leads, and closed or deleted when the image says so.
+//
+// Lock order: partitionSet.mu → hostedEntry.mu is never taken in that
+// order; mu guards only the map and is held for no I/O. Opening a partition
+// (recovery after a crash can take long) and applying metadata to it happen
+// under that partition's hostedEntry.mu alone, so they stall only requests
+// for that partition.
 type partitionSet struct {
-	b  *Broker
-	mu struct {
+	b *Broker
+	// recovered is set once openExisting has opened every partition on
+	// disk: only then may a shutdown mark the log dirs clean.
+	recovered atomic.Bool
+	mu        struct {
 		sync.Mutex
-		parts map[topicPartition]*replica.Partition
+		parts map[topicPartition]*hostedEntry
 		// cleanDirs records, per log dir, whether the last shutdown was clean,
 		// so the first open of each partition can skip full recovery.
 		cleanDirs map[string]bool
@@ -39,9 +51,16 @@ type partitionSet struct {
 	}
 }
 
+// hostedEntry is one partition's place in the set. mu serialises opening
+// the partition and applying metadata to it; p is nil until it is open.
+type hostedEntry struct {
+	mu sync.Mutex
+	p  atomic.Pointer[replica.Partition]
+}
+
 func newPartitionSet(b *Broker, cleanDirs map[string]bool) *partitionSet {
 	s := &partitionSet{b: b}
-	s.mu.parts = make(map[topicPartition]*replica.Partition)
+	s.mu.parts = make(map[topicPartition]*hostedEntry)
 	s.mu.cleanDirs = cleanDirs
 	s.mu.savedHW = make(map[string]map[storage.TopicPartition]int64)
 	for _, d := range b.cfg.LogDirs {
@@ -100,40 +119,42 @@ func (s *partitionSet) hosted(topic string, partition int32) (*replica.Partition
 	}
 	tp := topicPartition{topic, partition}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	p := s.mu.parts[tp]
+	e := s.mu.parts[tp]
+	if e == nil {
+		e = &hostedEntry{}
+		s.mu.parts[tp] = e
+	}
+	s.mu.Unlock()
+	if p := e.p.Load(); p != nil && p.TopicID == t.ID && p.ConfigRevision() == t.ModRevision && p.StateRevision() == pm.ModRevision {
+		return p, nil // open and up to date: the common case takes no partition lock
+	}
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.p.Load()
 	if p != nil && p.TopicID != t.ID {
 		// A topic of the same name was deleted and recreated.
-		delete(s.mu.parts, tp)
+		e.p.Store(nil)
 		s.b.fetchers.Unfollow(p)
 		go p.Delete()
 		p = nil
 	}
 	if p == nil {
-		cfg, err := s.partitionConfig(t)
-		if err != nil {
+		var err error
+		if p, err = s.open(tp, t); err != nil {
 			return nil, err
 		}
-		dir := s.dirFor(tp)
-		if id, err := storage.ReadPartitionMetadata(dir); err == nil && id != t.ID {
-			// Data left by an earlier incarnation of this topic name.
-			if err := os.RemoveAll(dir); err != nil {
-				return nil, fmt.Errorf("remove stale partition dir %s: %w", dir, err)
-			}
+		s.mu.Lock()
+		current := s.mu.parts[tp] == e
+		if current {
+			e.p.Store(p)
 		}
-		p, err = replica.Open(dir, topic, partition, t.ID, cfg, s.mu.cleanDirs[filepath.Dir(dir)], s.b.logger)
-		if err != nil {
-			return nil, err
+		s.mu.Unlock()
+		if !current {
+			// reconcile dropped the partition while it opened.
+			s.discard(p)
+			return nil, errNotLeader
 		}
-		p.SetConfigAt(cfg, t.ModRevision)
-		if saved := s.mu.savedHW[filepath.Dir(dir)]; saved != nil {
-			key := storage.TopicPartition{Topic: topic, Partition: partition}
-			if hw, ok := saved[key]; ok {
-				p.RestoreHighWatermark(hw)
-				delete(saved, key)
-			}
-		}
-		s.mu.parts[tp] = p
 	}
 	if p.ConfigRevision() != t.ModRevision {
 		// Topic configs changed: apply before serving, so a request right
@@ -150,7 +171,57 @@ func (s *partitionSet) hosted(topic string, partition int32) (*replica.Partition
 	return p, nil
 }
 
-// applyStateLocked makes the partition leader or follower as the image says.
+// open opens (and after an unclean stop recovers) a partition's log; the
+// caller holds its entry's lock, not s.mu.
+func (s *partitionSet) open(tp topicPartition, t *etcd.Topic) (*replica.Partition, error) {
+	cfg, err := s.partitionConfig(t)
+	if err != nil {
+		return nil, err
+	}
+	dir := s.dirFor(tp)
+	if id, err := storage.ReadPartitionMetadata(dir); err == nil && id != t.ID {
+		// Data left by an earlier incarnation of this topic name.
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, fmt.Errorf("remove stale partition dir %s: %w", dir, err)
+		}
+	}
+	s.mu.Lock()
+	clean := s.mu.cleanDirs[filepath.Dir(dir)]
+	s.mu.Unlock()
+	p, err := replica.Open(dir, tp.topic, tp.partition, t.ID, cfg, clean, s.b.logger)
+	if err != nil {
+		return nil, err
+	}
+	p.SetConfigAt(cfg, t.ModRevision)
+	s.mu.Lock()
+	if saved := s.mu.savedHW[filepath.Dir(dir)]; saved != nil {
+		key := storage.TopicPartition{Topic: tp.topic, Partition: tp.partition}
+		if hw, ok := saved[key]; ok {
+			p.RestoreHighWatermark(hw)
+			delete(saved, key)
+		}
+	}
+	s.mu.Unlock()
+	return p, nil
+}
+
+// discard closes a partition opened for an entry that reconcile removed
+// meanwhile, deleting its data if its topic is gone.
+func (s *partitionSet) discard(p *replica.Partition) {
+	t := s.b.view.Image().Topics[p.Topic]
+	var err error
+	if t == nil || t.ID != p.TopicID || int(p.Index) >= len(t.Partitions) {
+		err = p.Delete()
+	} else {
+		err = p.Close()
+	}
+	if err != nil {
+		s.b.logger.Error("close partition dropped while opening", "topic", p.Topic, "partition", p.Index, "err", err)
+	}
+}
+
+// applyStateLocked makes the partition leader or follower as the image
+// says; the caller holds the partition's hostedEntry.mu.
 func (s *partitionSet) applyStateLocked(p *replica.Partition, pm etcd.Partition) error {
 	st := pm.State
 	rs := replica.ReplicaSet{Replicas: pm.Replicas, ISR: st.ISR, ModRevision: pm.ModRevision, MinISR: p.MinInsyncReplicas()}
@@ -193,9 +264,13 @@ func (s *partitionSet) dirFor(tp topicPartition) string {
 	// LogManager picks; counted from the open partitions rather than by
 	// listing directories, which made creating N partitions cost O(N²).
 	count := make(map[string]int, len(dirs))
-	for _, p := range s.mu.parts {
-		count[filepath.Dir(p.Dir)]++
+	s.mu.Lock()
+	for _, e := range s.mu.parts {
+		if p := e.p.Load(); p != nil {
+			count[filepath.Dir(p.Dir)]++
+		}
 	}
+	s.mu.Unlock()
 	best := dirs[0]
 	for _, d := range dirs[1:] {
 		if count[filepath.Clean(d)] < count[filepath.Clean(best)] {
@@ -247,15 +322,20 @@ func replicaConfig(tc config.TopicConfig, producerIDExpirationMs int64) replica.
 func (s *partitionSet) reconcile(img *etcd.Image) {
 	s.mu.Lock()
 	var drop, gone []*replica.Partition
-	for tp, p := range s.mu.parts {
+	for tp, e := range s.mu.parts {
 		t := img.Topics[tp.topic]
+		p := e.p.Load()
 		switch {
-		case t == nil || t.ID != p.TopicID || int(tp.partition) >= len(t.Partitions):
-			gone = append(gone, p)
-			delete(s.mu.parts, tp)
+		case t == nil || int(tp.partition) >= len(t.Partitions) || (p != nil && t.ID != p.TopicID):
+			delete(s.mu.parts, tp) // an entry still opening finds itself dropped
+			if p != nil {
+				gone = append(gone, p)
+			}
 		case !slices.Contains(t.Partitions[tp.partition].Replicas, s.b.nodeID):
-			drop = append(drop, p)
 			delete(s.mu.parts, tp)
+			if p != nil {
+				drop = append(drop, p)
+			}
 		}
 	}
 	s.mu.Unlock()
@@ -278,47 +358,132 @@ func (s *partitionSet) reconcile(img *etcd.Image) {
 			if !slices.Contains(pm.Replicas, s.b.nodeID) {
 				continue
 			}
-			if _, err := s.hosted(t.Name, pm.ID); err != nil && err != errNotLeader {
-				s.b.logger.Error("open partition", "topic", t.Name, "partition", pm.ID, "err", err)
+			if _, err := s.hosted(t.Name, pm.ID); err != nil {
+				s.logOpenFailure(s.b.view.Image(), t.Name, pm.ID, t.ID, err)
 			}
 		}
 	}
 }
 
-// removeStrays deletes partition directories whose topic no longer exists
-// (deleted while this broker was down), and opens the partitions it leads so
-// recovery happens at start rather than on the first request.
-func (s *partitionSet) openExisting(img *etcd.Image) {
+// logOpenFailure reports a partition that reconcile or openExisting, acting
+// on an image that lists it here, could not open. The latest image (which
+// hosted reads, not the one being applied) may already have deleted the
+// topic, recreated it under a new ID or shrunk it: opening raced
+// DeleteTopics and the partition is gone by design, so that is logged at
+// Debug. Any other failure is an Error.
+func (s *partitionSet) logOpenFailure(latest *etcd.Image, topic string, partition int32, topicID [16]byte, err error) {
+	if errors.Is(err, errNotLeader) {
+		return // no longer a replica here; the next image closes it
+	}
+	t := latest.Topics[topic]
+	if errors.Is(err, errUnknownPartition) || t == nil || t.ID != topicID || int(partition) >= len(t.Partitions) {
+		s.b.logger.Debug("not opening partition of a deleted topic", "topic", topic, "partition", partition, "err", err)
+		return
+	}
+	s.b.logger.Error("open partition", "topic", topic, "partition", partition, "err", err)
+}
+
+// openExisting deletes partition directories whose topic no longer exists
+// (deleted while this broker was down), and opens every other partition on
+// disk so recovery happens at start rather than on the first request. Each
+// log dir is worked through by num.recovery.threads.per.data.dir
+// goroutines, the dirs at once, with progress in the log for long
+// recoveries. The broker already serves meanwhile: a request for a
+// partition not opened yet opens it itself (see hosted). It stops early
+// when ctx ends; recovered is set only when every partition is open.
+func (s *partitionSet) openExisting(ctx context.Context, img *etcd.Image) {
+	start := time.Now()
+	var wg sync.WaitGroup
+	var total atomic.Int64
 	for _, d := range s.b.cfg.LogDirs {
-		entries, err := os.ReadDir(d)
-		if err != nil {
-			continue
-		}
-		for _, e := range entries {
-			topic, part, ok := storage.ParsePartitionDirName(e.Name())
-			if !e.IsDir() || !ok {
-				continue
-			}
-			dir := filepath.Join(d, e.Name())
-			t := img.Topics[topic]
-			id, idErr := storage.ReadPartitionMetadata(dir)
-			if t == nil || (idErr == nil && id != t.ID) || int(part) >= len(t.Partitions) {
-				s.b.logger.Info("removing data of a deleted topic", "dir", dir)
-				if err := os.RemoveAll(dir); err != nil {
-					s.b.logger.Error("remove stray partition dir", "dir", dir, "err", err)
-				}
-				continue
-			}
-			if _, err := s.hosted(topic, part); err != nil && err != errNotLeader {
-				s.b.logger.Error("open partition", "topic", topic, "partition", part, "err", err)
-			}
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			total.Add(int64(s.openDir(ctx, d, img)))
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return
 	}
 	// Every hosted partition is open: what is left names partitions no
 	// longer here.
 	s.mu.Lock()
 	clear(s.mu.savedHW)
 	s.mu.Unlock()
+	s.recovered.Store(true)
+	s.b.logger.Info("opened the partitions on disk", "partitions", total.Load(), "took", time.Since(start).Round(time.Millisecond))
+}
+
+// recoveryProgressEvery is how often a long start-up logs its progress.
+const recoveryProgressEvery = 10 * time.Second
+
+// openDir is openExisting for one log dir; it returns how many partitions
+// it opened.
+func (s *partitionSet) openDir(ctx context.Context, d string, img *etcd.Image) int {
+	entries, err := os.ReadDir(d)
+	if err != nil {
+		return 0
+	}
+	type todo struct {
+		topic string
+		part  int32
+		id    [16]byte
+	}
+	var work []todo
+	for _, e := range entries {
+		topic, part, ok := storage.ParsePartitionDirName(e.Name())
+		if !e.IsDir() || !ok {
+			continue
+		}
+		dir := filepath.Join(d, e.Name())
+		t := img.Topics[topic]
+		id, idErr := storage.ReadPartitionMetadata(dir)
+		if t == nil || (idErr == nil && id != t.ID) || int(part) >= len(t.Partitions) {
+			s.b.logger.Info("removing data of a deleted topic", "dir", dir)
+			if err := os.RemoveAll(dir); err != nil {
+				s.b.logger.Error("remove stray partition dir", "dir", dir, "err", err)
+			}
+			continue
+		}
+		work = append(work, todo{topic, part, t.ID})
+	}
+	if len(work) == 0 {
+		return 0
+	}
+	threads := max(1, int(s.b.cfg.NumRecoveryThreadsPerDataDir))
+	s.b.logger.Info("opening partitions", "dir", d, "partitions", len(work), "threads", threads)
+	var next, done atomic.Int64
+	var wg sync.WaitGroup
+	for range min(threads, len(work)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= len(work) {
+					return
+				}
+				w := work[i]
+				if _, err := s.hosted(w.topic, w.part); err != nil {
+					s.logOpenFailure(s.b.view.Image(), w.topic, w.part, w.id, err)
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	tick := time.NewTicker(recoveryProgressEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-finished:
+			return int(done.Load())
+		case <-tick.C:
+			s.b.logger.Info("still opening partitions", "dir", d, "opened", done.Load(), "of", len(work))
+		}
+	}
 }
 
 // checkpointHighWatermarks writes each log dir's replication-offset-checkpoint
@@ -336,7 +501,11 @@ func (s *partitionSet) checkpointHighWatermarks() {
 		}
 		byDir[d] = hws
 	}
-	for tp, p := range s.mu.parts {
+	for tp, e := range s.mu.parts {
+		p := e.p.Load()
+		if p == nil {
+			continue
+		}
 		if hws := byDir[filepath.Dir(p.Dir)]; hws != nil {
 			hws[storage.TopicPartition{Topic: tp.topic, Partition: tp.partition}] = p.HighWatermark()
 		}
@@ -364,20 +533,22 @@ func (s *partitionSet) all() []*replica.Partition {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	parts := make([]*replica.Partition, 0, len(s.mu.parts))
-	for _, p := range s.mu.parts {
-		parts = append(parts, p)
+	for _, e := range s.mu.parts {
+		if p := e.p.Load(); p != nil {
+			parts = append(parts, p)
+		}
 	}
 	return parts
 }
 
-// applyRetention deletes expired segments of every hosted partition.
+// applyRetention deletes expired segments of every hosted partition. The
+// log itself reports what it deleted, in one line with its start offset
+// and the limits applied; only failures are logged here.
 func (s *partitionSet) applyRetention() {
 	now := time.Now()
 	for _, p := range s.all() {
-		if n, err := p.ApplyRetention(now); err != nil {
+		if _, err := p.ApplyRetention(now); err != nil {
 			s.b.logger.Error("retention failed", "topic", p.Topic, "partition", p.Index, "err", err)
-		} else if n > 0 {
-			s.b.logger.Info("deleted old segments", "topic", p.Topic, "partition", p.Index, "segments", n)
 		}
 	}
 }
@@ -412,12 +583,15 @@ func (s *partitionSet) compact() {
 // marker (tests that simulate a crash; the data written stays on disk as
 // after a process kill, since writes go to the page cache).
 func (s *partitionSet) abandon() {
-	for _, p := range s.all() {
-		p.Close()
-	}
 	s.mu.Lock()
-	s.mu.parts = map[topicPartition]*replica.Partition{}
+	parts := s.mu.parts
+	s.mu.parts = map[topicPartition]*hostedEntry{}
 	s.mu.Unlock()
+	for _, e := range parts {
+		if p := e.p.Load(); p != nil {
+			p.Close()
+		}
+	}
 }
 
 // closeAll checkpoints the high watermarks, then flushes and closes every
@@ -426,10 +600,14 @@ func (s *partitionSet) closeAll() error {
 	s.checkpointHighWatermarks()
 	s.mu.Lock()
 	parts := s.mu.parts
-	s.mu.parts = map[topicPartition]*replica.Partition{}
+	s.mu.parts = map[topicPartition]*hostedEntry{}
 	s.mu.Unlock()
 	var first error
-	for _, p := range parts {
+	for _, e := range parts {
+		p := e.p.Load()
+		if p == nil {
+			continue
+		}
 		if err := p.Close(); err != nil && first == nil {
 			first = err
 		}

@@ -296,8 +296,16 @@ func TestTxnOffsetCommitVerification(t *testing.T) {
 	waitUntil(t, 10*time.Second, "the abort marker reaches the group's partition", func() bool {
 		return offsets.LastStableOffset() == offsets.LogEndOffset() && !offsets.HasOngoingTransaction(p.pid)
 	})
-	if code := p.commitOffset(group, "tvo", 7); code != kerr.InvalidTxnState.Code {
-		t.Errorf("late TxnOffsetCommit after the abort: %d, want INVALID_TXN_STATE", code)
+	// Until the coordinator has written CompleteAbort it answers
+	// CONCURRENT_TRANSACTIONS, which reaches the client as the retriable
+	// COORDINATOR_NOT_AVAILABLE; a client retries, and so does this test.
+	var late int16
+	waitUntil(t, 10*time.Second, "the coordinator completes the abort", func() bool {
+		late = p.commitOffset(group, "tvo", 7)
+		return late != kerr.CoordinatorNotAvailable.Code
+	})
+	if late != kerr.InvalidTxnState.Code {
+		t.Errorf("late TxnOffsetCommit after the abort: %d, want INVALID_TXN_STATE", late)
 	}
 	fetch := kmsg.NewPtrOffsetFetchRequest()
 	fetch.SetVersion(7)

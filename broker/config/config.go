@@ -132,6 +132,8 @@ type Config struct {
 	LogRetentionCheckIntervalMs int64
 	// LogSegmentDeleteDelayMs is log.segment.delete.delay.ms.
 	LogSegmentDeleteDelayMs int64
+	// NumRecoveryThreadsPerDataDir is num.recovery.threads.per.data.dir.
+	NumRecoveryThreadsPerDataDir int32
 	// LogFlushIntervalMessages is log.flush.interval.messages.
 	LogFlushIntervalMessages int64
 	// LogFlushIntervalMillis is log.flush.interval.ms; nil falls back to
@@ -335,6 +337,7 @@ func NewConfig() *Config {
 		LogRetentionBytes:                  -1,
 		LogRetentionCheckIntervalMs:        300000,
 		LogSegmentDeleteDelayMs:            60000,
+		NumRecoveryThreadsPerDataDir:       2,
 		LogFlushIntervalMessages:           math.MaxInt64,
 		LogFlushSchedulerIntervalMs:        math.MaxInt64,
 		LogMessageTimestampType:            "CreateTime",

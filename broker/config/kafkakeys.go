@@ -8,7 +8,7 @@ import "strings"
 var ignoredKafkaKeys = toSet(
 	// Threads and queues: kbroker uses goroutines, not pools.
 	"num.network.threads", "num.io.threads", "background.threads",
-	"num.recovery.threads.per.data.dir", "num.replica.alter.log.dirs.threads",
+	"num.replica.alter.log.dirs.threads",
 	"queued.max.requests", "queued.max.request.bytes",
 	"socket.send.buffer.bytes", "socket.receive.buffer.bytes", "socket.listen.backlog.size",
 	"replica.socket.receive.buffer.bytes", "request.timeout.ms",

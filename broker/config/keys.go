@@ -172,6 +172,8 @@ var brokerKeys = []keyDef{
 		"How often retention is enforced."),
 	numKey(groupLog, "log.segment.delete.delay.ms", "LogSegmentDeleteDelayMs", atLeast(64, 0), func(c *Config) *int64 { return &c.LogSegmentDeleteDelayMs },
 		"How long a deleted segment's files linger before removal."),
+	numKey(groupLog, "num.recovery.threads.per.data.dir", "NumRecoveryThreadsPerDataDir", atLeast(32, 1), func(c *Config) *int32 { return &c.NumRecoveryThreadsPerDataDir },
+		"Partitions of one log dir opened (and recovered after a crash) at once at start."),
 	numKey(groupLog, "log.flush.interval.messages", "LogFlushIntervalMessages", atLeast(64, 1), func(c *Config) *int64 { return &c.LogFlushIntervalMessages },
 		"Fsync a partition after this many messages (default: leave it to the OS)."),
 	optNumKey(groupLog, "log.flush.interval.ms", "LogFlushIntervalMillis", anyInt(64), func(c *Config) **int64 { return &c.LogFlushIntervalMillis },
