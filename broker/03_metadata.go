@@ -5,9 +5,17 @@ package broker
 // Behavior:
 // * A null topic list (or, at v0, an empty one) means every topic; an empty
 //   list at v1+ means none.
-// * Unknown topics are auto-created with the broker defaults when
-//   auto.create.topics.enable is on and the request allows it (always before
-//   v4); the created topic is returned at once.
+// * Unknown topics are auto-created when auto.create.topics.enable is on and
+//   the request allows it (always before v4), in the background as a Kafka
+//   4.x broker forwards the creation to its controller
+//   (AutoTopicCreationManager): the response that starts the creation, and
+//   any while it is under way, answers the topic UNKNOWN_TOPIC_OR_PARTITION
+//   with no partitions; later requests see the topic once this broker's
+//   metadata shows it. __consumer_offsets and __transaction_state are
+//   created with their coordinators' settings, other topics with
+//   num.partitions and default.replication.factor.
+// * A topic whose partition leader is not a registered broker answers
+//   LEADER_NOT_AVAILABLE and leader -1 for that partition, no topic error.
 // * Brokers are advertised with the endpoint of the listener the client
 //   connected through.
 //
@@ -18,6 +26,7 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -35,21 +44,7 @@ func handleMetadata(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
 	resp := r.ResponseKind().(*kmsg.MetadataResponse)
 	img := c.b.view.Image()
 
-	allowCreate := r.Version < 4 || r.AllowAutoTopicCreation
-	if allowCreate && c.b.cfg.AutoCreateTopicsEnable && r.Topics != nil {
-		created := false
-		for _, t := range r.Topics {
-			if t.Topic == nil || img.Topics[*t.Topic] != nil || validateTopicName(*t.Topic) != nil {
-				continue
-			}
-			if c.b.autoCreate(*t.Topic) {
-				created = true
-			}
-		}
-		if created {
-			img = c.b.view.Image()
-		}
-	}
+	autoCreate := (r.Version < 4 || r.AllowAutoTopicCreation) && c.b.cfg.AutoCreateTopicsEnable
 
 	appendBrokers(c, img, &resp.Brokers)
 	resp.ClusterID = kmsg.StringPtr(img.ClusterID)
@@ -84,10 +79,16 @@ func handleMetadata(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
 		mt.Topic = rt.Topic
 		mt.TopicID = rt.TopicID
 		mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
-		if rt.Topic != nil && validateTopicName(*rt.Topic) != nil {
-			mt.ErrorCode = kerr.InvalidTopicException.Code
-		} else if rt.Topic == nil {
+		switch {
+		case rt.Topic == nil:
 			mt.ErrorCode = kerr.UnknownTopicID.Code
+		case validateTopicName(*rt.Topic) != nil:
+			mt.ErrorCode = kerr.InvalidTopicException.Code
+		default:
+			mt.IsInternal = isInternalTopic(*rt.Topic)
+			if autoCreate {
+				c.b.startAutoCreate(*rt.Topic)
+			}
 		}
 		mt.AuthorizedOperations = authorizedOperationsOmitted
 		resp.Topics = append(resp.Topics, mt)
@@ -95,64 +96,99 @@ func handleMetadata(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
 	return now(resp), nil
 }
 
-// autoCreate creates a topic with the broker's defaults, as Kafka does for
-// Metadata and (never) Produce requests. It reports whether the topic exists
-// afterwards.
-func (b *Broker) autoCreate(name string) bool {
+// startAutoCreate creates the topic in the background unless its creation
+// is already under way here. It does not wait: the Metadata response that
+// asked for the topic answers it as unknown, as Kafka's does.
+func (b *Broker) startAutoCreate(name string) {
+	if _, busy := b.autoCreating.LoadOrStore(name, struct{}{}); busy {
+		return
+	}
+	go func() {
+		defer b.autoCreating.Delete(name)
+		b.autoCreate(name)
+	}()
+}
+
+// autoCreate creates a topic as Kafka's auto-creation does: on this broker
+// when it is the controller, else through a CreateTopics forwarded to the
+// controller. It returns once this broker's metadata shows the topic, or
+// the creation failed (logged) or timed out.
+func (b *Broker) autoCreate(name string) {
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer cancel()
+	tr := b.autoCreateRequest(name)
+	var err error
 	if b.awaitController(ctx) == nil {
-		return b.autoCreateOnController(ctx, name)
+		err = b.autoCreateOnController(ctx, tr)
+	} else {
+		spec, states, terr := b.planTopic(b.view.Image(), tr)
+		if terr == nil {
+			terr = b.createTopic(ctx, spec, states)
+		}
+		if terr != nil && terr.err != kerr.TopicAlreadyExists {
+			err = terr
+		}
 	}
-	img := b.view.Image()
-	spec, states, terr := b.planTopic(img, topicRequest{name: name, partitions: -1, rf: -1})
-	if terr == nil {
-		terr = b.createTopic(ctx, spec, states)
+	if err != nil && b.ctx.Err() == nil {
+		b.logger.Warn("auto-creating topic failed", "topic", name, "err", err)
 	}
-	if terr != nil && terr.err != kerr.TopicAlreadyExists {
-		b.logger.Warn("auto-creating topic failed", "topic", name, "err", terr.msg)
-		return false
+}
+
+// autoCreateRequest is what auto-creation asks for (Kafka's
+// AutoTopicCreationManager.creatableTopic): an internal topic with its
+// coordinator's partitions, replication factor and configs, any other with
+// this broker's num.partitions and default.replication.factor.
+func (b *Broker) autoCreateRequest(name string) topicRequest {
+	var it internalTopic
+	switch {
+	case name == offsetsTopic && b.groups != nil:
+		it = b.groups.topic()
+	case name == transactionTopic && b.txns != nil:
+		it = b.txns.topic()
+	default:
+		return topicRequest{name: name, partitions: b.cfg.NumPartitions, rf: int16(b.cfg.DefaultReplicationFactor)}
 	}
-	return true
+	return topicRequest{name: it.name, partitions: it.partitions, rf: it.rf, configs: it.configs}
 }
 
 // autoCreateOnController has the controller create the topic, as a Kafka
-// 4.x broker forwards auto-creation: a CreateTopics with this broker's
-// num.partitions and default.replication.factor. It then waits briefly for
-// this broker's metadata to show the topic, so the client's next Metadata
-// (if not this one) finds it.
-func (b *Broker) autoCreateOnController(ctx context.Context, name string) bool {
+// 4.x broker forwards auto-creation, then waits for this broker's metadata
+// to show it, so the topic stays in flight (see autoCreating) until then.
+func (b *Broker) autoCreateOnController(ctx context.Context, tr topicRequest) error {
 	id := b.view.Image().ControllerID
 	if id < 0 || id == b.nodeID || b.interBroker == nil {
-		return false
+		return fmt.Errorf("no controller to forward to (controller %d)", id)
 	}
 	req := kmsg.NewPtrCreateTopicsRequest()
 	req.SetVersion(7)
 	req.TimeoutMillis = 10000
 	t := kmsg.NewCreateTopicsRequestTopic()
-	t.Topic, t.NumPartitions, t.ReplicationFactor = name, b.cfg.NumPartitions, int16(b.cfg.DefaultReplicationFactor)
+	t.Topic, t.NumPartitions, t.ReplicationFactor = tr.name, tr.partitions, tr.rf
+	for k, v := range tr.configs {
+		c := kmsg.NewCreateTopicsRequestTopicConfig()
+		c.Name, c.Value = k, kmsg.StringPtr(v)
+		t.Configs = append(t.Configs, c)
+	}
 	req.Topics = append(req.Topics, t)
 	resp, err := b.interBroker.forward(ctx, id, req)
 	if err != nil {
-		b.logger.Warn("auto-creating topic failed: controller unreachable", "topic", name, "controller", id, "err", err)
-		return false
+		return fmt.Errorf("controller %d unreachable: %w", id, err)
 	}
 	cr := resp.(*kmsg.CreateTopicsResponse)
 	if len(cr.Topics) != 1 {
-		return false
+		return fmt.Errorf("controller %d answered %d topics for one", id, len(cr.Topics))
 	}
 	if code := cr.Topics[0].ErrorCode; code != 0 && code != kerr.TopicAlreadyExists.Code {
-		b.logger.Warn("auto-creating topic failed", "topic", name, "controller", id, "err", kerr.ErrorForCode(code))
-		return false
+		return fmt.Errorf("controller %d: %w", id, kerr.ErrorForCode(code))
 	}
-	for b.view.Image().Topics[name] == nil {
+	for b.view.Image().Topics[tr.name] == nil {
 		select {
 		case <-ctx.Done():
-			return true // created; this broker will see it shortly
+			return nil // created; this broker will see it shortly
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	return true
+	return nil
 }
 
 func appendBrokers(c *conn, img *etcd.Image, out *[]kmsg.MetadataResponseBroker) {
@@ -178,7 +214,7 @@ func topicMetadata(c *conn, img *etcd.Image, t *etcd.Topic, version int16) kmsg.
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.Topic = kmsg.StringPtr(t.Name)
 	mt.TopicID = t.ID
-	mt.IsInternal = t.Name == "__consumer_offsets" || t.Name == "__transaction_state"
+	mt.IsInternal = isInternalTopic(t.Name)
 	mt.AuthorizedOperations = authorizedOperationsOmitted
 	for _, p := range t.Partitions {
 		mp := kmsg.NewMetadataResponseTopicPartition()

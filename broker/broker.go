@@ -65,7 +65,12 @@ type Broker struct {
 	largeFrames framePool
 
 	listeners []net.Listener
-	endpoints []etcd.Endpoint
+	// autoCreating holds the topics this broker is auto-creating, as
+	// Kafka's AutoTopicCreationManager keeps its in-flight topics: a
+	// Metadata request for a topic already under way starts no second
+	// creation (see startAutoCreate).
+	autoCreating sync.Map // topic name → struct{}
+	endpoints    []etcd.Endpoint
 
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -238,3 +238,9 @@ func (b *Broker) createTopic(ctx context.Context, spec etcd.TopicSpec, states []
 	b.logger.Info("created topic", "topic", spec.Name, "partitions", len(spec.Replicas), "replication_factor", len(spec.Replicas[0]))
 	return nil
 }
+
+// isInternalTopic reports whether Kafka marks the topic internal in
+// Metadata (Topic.isInternal): the group and transaction coordinators'.
+func isInternalTopic(name string) bool {
+	return name == offsetsTopic || name == transactionTopic
+}

@@ -33,7 +33,55 @@ type topicKey struct {
 // reports as 3.0-IV1.
 const messageFormatVersion = "3.0-IV1"
 
-var metadataVersionPattern = regexp.MustCompile(`^[0-4]\.[0-9]+(\.[0-9]+)?(-IV[0-9]+)?$`)
+// kafkaVersions is every value Kafka 3.9 accepts for message.format.version
+// (its MetadataVersionValidator): each inter-broker protocol version of
+// MetadataVersion ("0.8.2", "0.10.0-IV1", "3.7-IV4", "4.0-IV1") and the
+// release name of each production one ("0.10.0", "2.8", "3.9", not "4.0").
+// Kafka 4.0 removed the key; a 4.x broker refuses it as an unknown topic
+// config, whatever its value.
+var kafkaVersions = func() map[string]bool {
+	m := map[string]bool{"0.8.0": true, "0.8.1": true, "0.8.2": true, "0.9.0": true}
+	for _, r := range []struct {
+		release    string
+		ivs        int  // internal versions IV0 .. IV<ivs-1>
+		production bool // the release name alone is accepted
+	}{
+		{"0.10.0", 2, true}, {"0.10.1", 3, true}, {"0.10.2", 1, true}, {"0.11.0", 3, true},
+		{"1.0", 1, true}, {"1.1", 1, true}, {"2.0", 2, true}, {"2.1", 3, true}, {"2.2", 2, true},
+		{"2.3", 2, true}, {"2.4", 2, true}, {"2.5", 1, true}, {"2.6", 1, true}, {"2.7", 3, true},
+		{"2.8", 2, true}, {"3.0", 2, true}, {"3.1", 1, true}, {"3.2", 1, true}, {"3.3", 4, true},
+		{"3.4", 1, true}, {"3.5", 3, true}, {"3.6", 3, true}, {"3.7", 5, true}, {"3.8", 1, true},
+		{"3.9", 1, true}, {"4.0", 2, false},
+	} {
+		for i := 0; i < r.ivs; i++ {
+			m[fmt.Sprintf("%s-IV%d", r.release, i)] = true
+		}
+		if r.production {
+			m[r.release] = true
+		}
+	}
+	return m
+}()
+
+// kafkaVersionKey is the part of a version string Kafka looks up
+// (MetadataVersion.fromVersionString): the first three dot-separated parts
+// of a 0.x version, the first two of any other, the whole string when it
+// has no more parts than that. So 0.10.0.0 is 0.10.0 and 2.8.1 is 2.8.
+func kafkaVersionKey(v string) string {
+	parts := strings.Split(v, ".")
+	// Java's String.split drops trailing empty strings: "2.8." is two parts.
+	for len(parts) > 0 && parts[len(parts)-1] == "" {
+		parts = parts[:len(parts)-1]
+	}
+	n := 2
+	if strings.HasPrefix(v, "0.") {
+		n = 3
+	}
+	if len(parts) <= n {
+		return v
+	}
+	return strings.Join(parts[:n], ".")
+}
 
 var throttledReplicaPattern = regexp.MustCompile(`^([0-9]+:[0-9]+)?$`)
 
@@ -53,9 +101,12 @@ func tList(allowed []string) func(string, string) error {
 
 func tRatio(key, raw string) error { _, err := parseRatio(key, raw); return err }
 
+// tVersion accepts what Kafka 3.x accepts for message.format.version (see
+// kafkaVersions); kbroker ignores the value, as Kafka does from
+// inter.broker.protocol.version 3.0.
 func tVersion(key, raw string) error {
-	if !metadataVersionPattern.MatchString(raw) {
-		return &InvalidValueError{Key: key, Value: raw, Reason: "must be a Kafka version such as 2.8 or 3.0-IV1"}
+	if !kafkaVersions[kafkaVersionKey(raw)] {
+		return &InvalidValueError{Key: key, Value: raw, Reason: "not a valid Kafka version (such as 0.10.0, 0.10.0-IV1, 2.8 or 3.0-IV1)"}
 	}
 	return nil
 }

@@ -307,3 +307,31 @@ func TestTopicConfigKeysSynonyms(t *testing.T) {
 		t.Error("wrong config types")
 	}
 }
+
+// TestMessageFormatVersionValues: message.format.version accepts exactly
+// what Kafka 3.x's MetadataVersion.fromVersionString does — every
+// inter-broker protocol version and production release name, with any
+// parts past the third (0.x) or second (later) ignored — and nothing else.
+func TestMessageFormatVersionValues(t *testing.T) {
+	for _, v := range []string{
+		"0.8.0", "0.8.2", "0.9.0", "0.9.0.1", "0.10.0", "0.10.0-IV0", "0.10.0-IV1", "0.10.0.0", "0.10.0.1",
+		"0.10.1-IV2", "0.10.2", "0.11.0", "0.11.0-IV2", "0.11.0.3", "1.0", "1.0.1", "1.0-IV0", "1.1",
+		"2.0-IV1", "2.1-IV2", "2.4", "2.7-IV2", "2.8", "2.8.1", "2.8-IV1", "3.0", "3.0-IV0", "3.0-IV1",
+		"3.3-IV3", "3.5-IV2", "3.7-IV4", "3.9", "3.9-IV0", "3.9.1", "4.0-IV0", "4.0-IV1", " 2.8 ",
+	} {
+		if err := ValidateTopicConfig("message.format.version", v); err != nil {
+			t.Errorf("message.format.version=%q: %v, want accepted (Kafka 3.x accepts it)", v, err)
+		}
+	}
+	for _, v := range []string{
+		"", "banana", "0.10", "0.10.0-IV2", "0.10.3", "0.7.2", "1.0-IV1", "1", "2", "2.8-IV2", "2.9",
+		"3.0-IV2", "3.10", "4.0", "4.1", "4.1-IV0", "5.0", "2.8.", "0.10.0.", "v2.8", ".2.8", "2..8",
+	} {
+		err := ValidateTopicConfig("message.format.version", v)
+		if err == nil {
+			t.Errorf("message.format.version=%q accepted; Kafka 3.x refuses it", v)
+		} else if !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("message.format.version=%q: %v, want ErrInvalidConfig", v, err)
+		}
+	}
+}

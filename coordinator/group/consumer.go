@@ -43,9 +43,6 @@ const (
 	assignorRange   = "range"
 )
 
-// internalTopics are never matched by a subscription regex, as in Kafka.
-var internalTopics = map[string]bool{"__consumer_offsets": true, "__transaction_state": true}
-
 // tidp is one partition named by topic ID, as KIP-848 assignments name it.
 type tidp struct {
 	id [16]byte
@@ -318,7 +315,9 @@ func (s *Shard) compileRegex(expr string) (*regexp.Regexp, error) {
 }
 
 // resolvedTopics is the member's subscription: its topic names plus the
-// existing topics its regex matches.
+// existing topics its regex matches. Internal topics are matched like any
+// other, as Kafka 4's GroupMetadataManager.refreshRegularExpressions scans
+// every topic of the metadata image.
 func (s *Shard) resolvedTopics(m *cmember, topics map[string]TopicMeta) []string {
 	out := append([]string(nil), m.topicNames...)
 	if m.regex != nil && *m.regex != "" {
@@ -328,7 +327,7 @@ func (s *Shard) resolvedTopics(m *cmember, topics map[string]TopicMeta) []string
 				seen[n] = true
 			}
 			for name := range topics {
-				if !internalTopics[name] && !seen[name] && re.MatchString(name) {
+				if !seen[name] && re.MatchString(name) {
 					out = append(out, name)
 				}
 			}

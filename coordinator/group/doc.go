@@ -83,9 +83,10 @@
 // consumer group with members answers INCONSISTENT_GROUP_PROTOCOL — Kafka
 // 4's online migration between the protocols is not implemented.
 // Operations on one consumer group are serialised around its writes (see
-// consumer.go). Regex subscriptions are resolved against Config.Topics at
-// each heartbeat and not stored (Kafka's ConsumerGroupRegularExpression
-// records, key 16, are not written); Go RE2 syntax stands in for Java's.
+// consumer.go). Regex subscriptions are resolved against Config.Topics
+// (every topic, internal ones included, as in Kafka) at each heartbeat and
+// not stored (Kafka's ConsumerGroupRegularExpression records, key 16, are
+// not written); Go RE2 syntax stands in for Java's.
 // Members' sessions restart at load.
 //
 // Their records (Kafka's coordinator record types 3-8) are encoded here,
