@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/kbroker/kbroker/broker/replica"
+	"github.com/kbroker/kbroker/coordinator/runtime"
 	"github.com/kbroker/kbroker/etcd"
 )
 
@@ -33,22 +34,41 @@ type internalTopic struct {
 // shardSet owns the coordinator shards of one internal topic on this broker:
 // one per partition it leads, started (and loaded in the background) the
 // first time it is needed and closed when this broker stops leading it.
+//
+// A shard whose load fails is replaced by a new one, loaded again, with
+// backoff (runtime.RetryLoad), for as long as this broker leads the
+// partition: the partition's loader goroutine, which reconcile and closeAll
+// stop, does that.
 type shardSet[S coordinatorShard] struct {
-	b        *Broker
-	kind     string // "group" or "transaction", for logs
-	topic    func() internalTopic
+	b     *Broker
+	kind  string // "group" or "transaction", for logs
+	topic func() internalTopic
+	// newShard builds a shard, not yet loaded; it is called with mu held
+	// (tests replace it under mu).
 	newShard func(p int32, leaderEpoch int32, part *replica.Partition, logger *slog.Logger) S
 
-	createMu sync.Mutex // one creation of the topic at a time
+	createMu sync.Mutex     // one creation of the topic at a time
+	loaders  sync.WaitGroup // the loader goroutines; closeAll waits for them
 	mu       struct {
 		sync.Mutex
-		shards map[int32]S
+		shards map[int32]*ledShard[S]
+		closed bool // by closeAll: no more shards start
 	}
+}
+
+// ledShard is the shard of one partition this broker leads. sh is
+// guarded by shardSet.mu: the loader replaces a shard whose load failed.
+type ledShard[S coordinatorShard] struct {
+	sh S
+	// stop ends the loader: reconcile and closeAll call it when they
+	// remove the entry, the loader when it finds the partition led
+	// elsewhere.
+	stop context.CancelFunc
 }
 
 func newShardSet[S coordinatorShard](b *Broker, kind string, topic func() internalTopic, newShard func(int32, int32, *replica.Partition, *slog.Logger) S) *shardSet[S] {
 	s := &shardSet[S]{b: b, kind: kind, topic: topic, newShard: newShard}
-	s.mu.shards = map[int32]S{}
+	s.mu.shards = map[int32]*ledShard[S]{}
 	return s
 }
 
@@ -108,10 +128,14 @@ func (s *shardSet[S]) shardForKey(ctx context.Context, key string, hash func(str
 	// A freshly started shard of a new or small partition loads in
 	// milliseconds; wait briefly rather than send the client into a
 	// COORDINATOR_LOAD_IN_PROGRESS retry loop. A long load still answers
-	// that (from the shard).
+	// that (from the shard). A shard whose load failed is replaced while
+	// we wait: follow it.
 	deadline := time.Now().Add(shardLoadWait)
 	for !sh.Loaded() && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
+		if cur, ok := s.running(p); ok {
+			sh = cur
+		}
 	}
 	return sh, nil
 }
@@ -136,44 +160,135 @@ func (s *shardSet[S]) coordinatorNode(ctx context.Context, key string, hash func
 // shard returns the running shard of partition p, starting it — and loading
 // its state from the partition in the background — if needed.
 func (s *shardSet[S]) shard(p int32) (S, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if sh, ok := s.mu.shards[p]; ok {
+	if sh, ok := s.running(p); ok {
 		return sh, true
 	}
 	var zero S
 	name := s.topic().name
+	// Outside the lock: the first use of a partition opens its log.
 	part, err := s.b.partitions.leaderFor(name, p)
 	if err != nil {
 		return zero, false
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.mu.shards[p]; ok {
+		return e.sh, true
+	}
+	// Check the image under the lock, as reconcile reads it: a shard
+	// started from an image older than reconcile's is closed by it.
+	if s.mu.closed || !s.leadsLocked(p) {
+		return zero, false
+	}
 	logger := s.b.logger.With("coordinator", s.kind)
-	sh := s.newShard(p, part.LeaderEpoch(), part, logger)
-	s.mu.shards[p] = sh
-	go func() {
-		start := time.Now()
-		// A new leader's high watermark may trail its log end until the
-		// followers fetch from it; coordinator state above the HW would be
-		// missed by the load. Wait (bounded) until the log is committed up
-		// to its end, as a new Kafka coordinator loads to the log end.
-		deadline := time.Now().Add(30 * time.Second)
-		for part.HighWatermark() < part.LogEndOffset() && time.Now().Before(deadline) && s.b.ctx.Err() == nil {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if err := sh.Load(s.b.ctx); err != nil {
-			if s.b.ctx.Err() == nil {
-				logger.Error("loading coordinator shard failed", "partition", p, "err", err)
+	ctx, stop := context.WithCancel(s.b.ctx)
+	e := &ledShard[S]{sh: s.newShard(p, part.LeaderEpoch(), part, logger), stop: stop}
+	s.mu.shards[p] = e
+	s.loaders.Add(1)
+	go s.load(ctx, p, e, e.sh, part, logger)
+	return e.sh, true
+}
+
+// running returns the shard of partition p if one is running.
+func (s *shardSet[S]) running(p int32) (S, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.mu.shards[p]; ok {
+		return e.sh, true
+	}
+	var zero S
+	return zero, false
+}
+
+// leadsLocked reports whether the current image has this broker leading
+// partition p. Call it with mu held.
+func (s *shardSet[S]) leadsLocked(p int32) bool {
+	t := s.b.view.Image().Topics[s.topic().name]
+	return t != nil && int(p) < len(t.Partitions) && t.Partitions[p].State.Leader == s.b.nodeID
+}
+
+// load is the loader of partition p: it loads sh, the shard of entry e,
+// and while loads fail, replaces the shard and loads again with backoff,
+// until one loads, ctx ends (reconcile, closeAll or shutdown) or the
+// partition is led elsewhere.
+func (s *shardSet[S]) load(ctx context.Context, p int32, e *ledShard[S], sh S, part *replica.Partition, logger *slog.Logger) {
+	defer s.loaders.Done()
+	defer e.stop()
+	start := time.Now()
+	attempts, err := runtime.RetryLoad(ctx, runtime.RetryLoadConfig{Topic: s.topic().name, Partition: p, Logger: logger},
+		func(ctx context.Context, attempt int) error {
+			if attempt > 1 {
+				var err error
+				if sh, part, err = s.replace(p, e, logger); err != nil {
+					return err
+				}
 			}
+			awaitCommittedEnd(ctx, part)
+			return sh.Load(ctx)
+		})
+	if err != nil || attempts > 1 {
+		return // stopped, or RetryLoad logged the recovery
+	}
+	took := time.Since(start)
+	level := slog.LevelDebug
+	if took > time.Second {
+		level = slog.LevelInfo
+	}
+	logger.Log(ctx, level, "loaded coordinator shard", "partition", p, "took", took.Round(time.Millisecond).String())
+}
+
+// replace puts a new shard in place of e's, whose load failed, and closes
+// the failed one. If e was removed or the image has partition p led
+// elsewhere, it stops the loader instead (reconcile closes the shard).
+func (s *shardSet[S]) replace(p int32, e *ledShard[S], logger *slog.Logger) (S, *replica.Partition, error) {
+	var zero S
+	s.mu.Lock()
+	current := s.currentLocked(p, e)
+	s.mu.Unlock()
+	if !current {
+		e.stop()
+		return zero, nil, context.Canceled
+	}
+	name := s.topic().name
+	part, err := s.b.partitions.leaderFor(name, p) // outside the lock: it may open the log
+	if err != nil {
+		return zero, nil, fmt.Errorf("%s-%d: %w", name, p, err)
+	}
+	s.mu.Lock()
+	if !s.currentLocked(p, e) {
+		s.mu.Unlock()
+		e.stop()
+		return zero, nil, context.Canceled
+	}
+	failed := e.sh
+	e.sh = s.newShard(p, part.LeaderEpoch(), part, logger)
+	sh := e.sh
+	s.mu.Unlock()
+	failed.Close()
+	return sh, part, nil
+}
+
+// currentLocked reports whether e is still partition p's entry and the
+// image has this broker leading p. Call it with mu held.
+func (s *shardSet[S]) currentLocked(p int32, e *ledShard[S]) bool {
+	return s.mu.shards[p] == e && s.leadsLocked(p)
+}
+
+// awaitCommittedEnd waits (bounded) until part's high watermark reaches
+// its log end. A new leader's high watermark may trail its log end until
+// the followers fetch from it; coordinator state above the HW would be
+// missed by the load. As a new Kafka coordinator, load to the log end.
+func awaitCommittedEnd(ctx context.Context, part *replica.Partition) {
+	deadline := time.Now().Add(30 * time.Second)
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for part.HighWatermark() < part.LogEndOffset() && time.Now().Before(deadline) {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
 			return
 		}
-		took := time.Since(start)
-		level := slog.LevelDebug
-		if took > time.Second {
-			level = slog.LevelInfo
-		}
-		logger.Log(s.b.ctx, level, "loaded coordinator shard", "partition", p, "took", took.Round(time.Millisecond).String())
-	}()
-	return sh, true
+	}
 }
 
 // all lists the running shards.
@@ -181,8 +296,8 @@ func (s *shardSet[S]) all() []S {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]S, 0, len(s.mu.shards))
-	for _, sh := range s.mu.shards {
-		out = append(out, sh)
+	for _, e := range s.mu.shards {
+		out = append(out, e.sh)
 	}
 	return out
 }
@@ -201,33 +316,43 @@ func (s *shardSet[S]) startLed(img *etcd.Image) {
 	}
 }
 
-// reconcile closes shards of partitions this broker no longer leads.
+// reconcile closes shards of partitions this broker no longer leads, and
+// stops their loaders.
 func (s *shardSet[S]) reconcile(_ *etcd.Image) {
 	s.mu.Lock()
 	// Read the image under the lock: a shard started from a newer image
 	// than this call's must not be closed by it.
 	t := s.b.view.Image().Topics[s.topic().name]
-	var closing []S
-	for p, sh := range s.mu.shards {
+	var closing []ledShard[S]
+	for p, e := range s.mu.shards {
 		if t == nil || int(p) >= len(t.Partitions) || t.Partitions[p].State.Leader != s.b.nodeID {
-			closing = append(closing, sh)
+			closing = append(closing, ledShard[S]{sh: e.sh, stop: e.stop}) // e.sh is read under mu
 			delete(s.mu.shards, p)
 		}
 	}
 	s.mu.Unlock()
-	for _, sh := range closing {
-		sh.Close()
+	for _, e := range closing {
+		e.stop()
+		e.sh.Close()
 	}
 }
 
+// closeAll closes every shard and waits for the loaders to stop; no shard
+// starts after it.
 func (s *shardSet[S]) closeAll() {
 	s.mu.Lock()
-	shards := s.mu.shards
-	s.mu.shards = map[int32]S{}
-	s.mu.Unlock()
-	for _, sh := range shards {
-		sh.Close()
+	closing := make([]ledShard[S], 0, len(s.mu.shards))
+	for _, e := range s.mu.shards {
+		closing = append(closing, ledShard[S]{sh: e.sh, stop: e.stop})
 	}
+	s.mu.shards = map[int32]*ledShard[S]{}
+	s.mu.closed = true
+	s.mu.Unlock()
+	for _, e := range closing {
+		e.stop()
+		e.sh.Close()
+	}
+	s.loaders.Wait()
 }
 
 // partitionLog adapts a hosted internal-topic partition to the coordinators'

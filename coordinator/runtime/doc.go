@@ -29,6 +29,19 @@
 // function, so a failover recovers exactly what clients were told is
 // committed.
 //
+// # Loading
+//
+// Until Load completed, requests answer COORDINATOR_LOAD_IN_PROGRESS. A
+// Loop loads once: a failed Load (a read error, the log closed) leaves the
+// shard unloaded with part of the log replayed, so it is not loaded again.
+// RetryLoad is the retry its owner runs instead (the broker, for every
+// shard it starts, for as long as it leads the partition): each attempt
+// after the first builds a new shard, loaded from the log start, in place
+// of the failed one, which is closed; attempts are spaced by a backoff
+// doubling from 100ms to 10s, with jitter. The first failure is logged at
+// Warn, later ones at most once a minute with their count, and a load that
+// succeeds after failures once at Info.
+//
 // # Batches
 //
 // BuildBatch writes the uncompressed magic-2 batches both topics hold:

@@ -35,6 +35,13 @@ type shard struct {
 
 func startShard(t *testing.T, l runtime.Log) *shard {
 	t.Helper()
+	s := newShard(l)
+	t.Cleanup(s.loop.Close)
+	return s
+}
+
+// newShard starts a shard on l; the caller closes it.
+func newShard(l runtime.Log) *shard {
 	s := &shard{}
 	s.loop = runtime.Start(runtime.Config{
 		Topic:     "__test",
@@ -46,7 +53,6 @@ func startShard(t *testing.T, l runtime.Log) *shard {
 		Logger:    runtimetest.Logger("RUNTIME_TEST_LOG"),
 		Errors:    testErrors,
 	})
-	t.Cleanup(s.loop.Close)
 	return s
 }
 

@@ -27,6 +27,9 @@ type Log struct {
 	batches [][]byte
 	next    int64
 	fail    atomic.Pointer[error] // when set, Append fails with it
+	// Guarded by mu: the next readFails Reads fail with readErr.
+	readFails int
+	readErr   error
 }
 
 // Append stores b at the log end and returns its base offset.
@@ -56,6 +59,14 @@ func (l *Log) Append(ctx context.Context, b []byte) (int64, error) {
 func (l *Log) Read(offset int64, maxBytes int) ([]byte, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.readFails > 0 {
+		l.readFails--
+		return nil, l.readErr
+	}
+	return l.readLocked(offset, maxBytes), nil
+}
+
+func (l *Log) readLocked(offset int64, maxBytes int) []byte {
 	var out []byte
 	for _, b := range l.batches {
 		h, _ := batch.ParseHeader(b)
@@ -67,7 +78,7 @@ func (l *Log) Read(offset int64, maxBytes int) ([]byte, error) {
 		}
 		out = append(out, b...)
 	}
-	return out, nil
+	return out
 }
 
 // Batches returns the appended batches, in log order.
@@ -89,10 +100,27 @@ func (l *Log) SetFail(err error) {
 	l.fail.Store(&err)
 }
 
+// FailReads makes the next n Reads fail with err.
+func (l *Log) FailReads(n int, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.readFails, l.readErr = n, err
+}
+
+// ReadFailsLeft is how many of the Reads FailReads asked for have not
+// failed yet.
+func (l *Log) ReadFailsLeft() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.readFails
+}
+
 // Entries decodes every entry in the log.
 func (l *Log) Entries(t testing.TB) []runtime.Entry {
 	t.Helper()
-	b, _ := l.Read(0, 1<<30)
+	l.mu.Lock()
+	b := l.readLocked(0, 1<<30)
+	l.mu.Unlock()
 	entries, _, err := runtime.Decode(b, 0)
 	if err != nil {
 		t.Fatalf("decode log: %v", err)
