@@ -26,6 +26,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -130,7 +131,12 @@ func (b *Broker) autoCreate(name string) {
 		}
 	}
 	if err != nil && b.ctx.Err() == nil {
-		b.logger.Warn("auto-creating topic failed", "topic", name, "err", err)
+		if it, internal := b.internalTopic(name); internal && errors.Is(err, kerr.InvalidReplicationFactor) {
+			err = fmt.Errorf("%w (%s is %d; set it to at most the number of brokers)", err, it.rfKey, it.rf)
+		}
+		// Clients retry while the topic cannot be created: one line,
+		// then at most one a minute.
+		b.repeats.Warn("auto-create "+name, "cannot auto-create topic yet", "topic", name, "err", err)
 	}
 }
 
@@ -139,16 +145,22 @@ func (b *Broker) autoCreate(name string) {
 // coordinator's partitions, replication factor and configs, any other with
 // this broker's num.partitions and default.replication.factor.
 func (b *Broker) autoCreateRequest(name string) topicRequest {
-	var it internalTopic
-	switch {
-	case name == offsetsTopic && b.groups != nil:
-		it = b.groups.topic()
-	case name == transactionTopic && b.txns != nil:
-		it = b.txns.topic()
-	default:
+	it, internal := b.internalTopic(name)
+	if !internal {
 		return topicRequest{name: name, partitions: b.cfg.NumPartitions, rf: int16(b.cfg.DefaultReplicationFactor)}
 	}
 	return topicRequest{name: it.name, partitions: it.partitions, rf: it.rf, configs: it.configs}
+}
+
+// internalTopic is the spec of __consumer_offsets or __transaction_state.
+func (b *Broker) internalTopic(name string) (internalTopic, bool) {
+	switch {
+	case name == offsetsTopic && b.groups != nil:
+		return b.groups.topic(), true
+	case name == transactionTopic && b.txns != nil:
+		return b.txns.topic(), true
+	}
+	return internalTopic{}, false
 }
 
 // autoCreateOnController has the controller create the topic, as a Kafka

@@ -26,6 +26,7 @@ import (
 
 	"github.com/kbroker/kbroker/broker/config"
 	"github.com/kbroker/kbroker/etcd"
+	"github.com/kbroker/kbroker/internal/ratelog"
 	"github.com/kbroker/kbroker/storage"
 )
 
@@ -70,7 +71,10 @@ type Broker struct {
 	// Metadata request for a topic already under way starts no second
 	// creation (see startAutoCreate).
 	autoCreating sync.Map // topic name → struct{}
-	endpoints    []etcd.Endpoint
+	// repeats logs warnings that recur while a condition lasts once, then
+	// at most once a minute with a count.
+	repeats   *ratelog.Logger
+	endpoints []etcd.Endpoint
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -153,6 +157,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broke
 		logger.Info("allocated node id", "node", b.nodeID)
 	}
 	b.logger = logger.With("node", b.nodeID)
+	b.repeats = ratelog.New(b.logger, ratelog.Interval)
 	b.producerIDs = newProducerIDAllocator(b.store)
 
 	if err := b.listen(); err != nil {

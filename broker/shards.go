@@ -47,9 +47,8 @@ type shardSet[S coordinatorShard] struct {
 	// (tests replace it under mu).
 	newShard func(p int32, leaderEpoch int32, part *replica.Partition, logger *slog.Logger) S
 
-	createMu sync.Mutex     // one creation of the topic at a time
-	loaders  sync.WaitGroup // the loader goroutines; closeAll waits for them
-	mu       struct {
+	loaders sync.WaitGroup // the loader goroutines; closeAll waits for them
+	mu      struct {
 		sync.Mutex
 		shards map[int32]*ledShard[S]
 		closed bool // by closeAll: no more shards start
@@ -72,42 +71,34 @@ func newShardSet[S coordinatorShard](b *Broker, kind string, topic func() intern
 	return s
 }
 
-// partitionFor returns the internal topic, creating it on first use as Kafka
-// does, and the partition that key hashes to.
+// partitionFor returns the internal topic and the partition that key
+// hashes to. A missing topic is created as Kafka's FindCoordinator creates
+// it, through auto-creation (forwarded to the controller when this broker
+// is not it; no lock is held meanwhile): the caller waits a moment for it
+// and otherwise answers COORDINATOR_NOT_AVAILABLE, which clients retry.
 func (s *shardSet[S]) partitionFor(ctx context.Context, key string, hash func(string, int32) int32) (*etcd.Topic, int32, *kerr.Error) {
 	name := s.topic().name
 	t := s.b.view.Image().Topics[name]
 	if t == nil {
-		if err := s.createTopic(ctx); err != nil {
-			s.b.logger.Warn("cannot create internal topic yet", "topic", name, "err", err)
-			return nil, -1, kerr.CoordinatorNotAvailable
-		}
-		if t = s.b.view.Image().Topics[name]; t == nil {
-			return nil, -1, kerr.CoordinatorNotAvailable
+		s.b.startAutoCreate(name)
+		wait, cancel := context.WithTimeout(ctx, internalTopicWait)
+		defer cancel()
+		for t = s.b.view.Image().Topics[name]; t == nil; t = s.b.view.Image().Topics[name] {
+			select {
+			case <-wait.Done():
+				return nil, -1, kerr.CoordinatorNotAvailable
+			case <-time.After(5 * time.Millisecond):
+			}
 		}
 	}
 	return t, hash(key, int32(len(t.Partitions))), nil
 }
 
-func (s *shardSet[S]) createTopic(ctx context.Context) error {
-	s.createMu.Lock()
-	defer s.createMu.Unlock()
-	it := s.topic()
-	if s.b.view.Image().Topics[it.name] != nil {
-		return nil
-	}
-	spec, states, terr := s.b.planTopic(s.b.view.Image(), topicRequest{name: it.name, partitions: it.partitions, rf: it.rf, configs: it.configs})
-	if terr == nil {
-		terr = s.b.createTopic(ctx, spec, states)
-	}
-	if terr != nil && terr.err != kerr.TopicAlreadyExists {
-		if terr.err == kerr.InvalidReplicationFactor {
-			return fmt.Errorf("%s (%s is %d; set it to at most the number of brokers)", terr.msg, it.rfKey, it.rf)
-		}
-		return terr
-	}
-	return nil
-}
+// internalTopicWait is how long a coordinator lookup waits for the
+// internal topic it started creating before answering
+// COORDINATOR_NOT_AVAILABLE: long enough for one broker's own creation, so
+// a client's first lookup usually succeeds.
+const internalTopicWait = time.Second
 
 // shardForKey returns the shard coordinating key, or the error Kafka answers
 // with: COORDINATOR_NOT_AVAILABLE while the topic cannot be created,

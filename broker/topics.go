@@ -72,6 +72,9 @@ type topicError struct {
 
 func (e *topicError) Error() string { return e.msg }
 
+// Unwrap makes the wire code visible to errors.Is.
+func (e *topicError) Unwrap() error { return e.err }
+
 func topicErr(err *kerr.Error, format string, args ...any) *topicError {
 	return &topicError{err: err, msg: fmt.Sprintf(format, args...)}
 }
