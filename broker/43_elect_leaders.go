@@ -167,7 +167,7 @@ func (b *Broker) electLeader(ctx context.Context, ctl *etcd.Controller, election
 		if electionType == electionUnclean {
 			plan, reason = planUnclean, reasonUncleanRequested
 		}
-		next, kerrCode := plan(img, p)
+		next, kerrCode := plan(img, t.Name, p)
 		if kerrCode != nil {
 			return 0, electionResult{err: kerrCode}
 		}

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -73,7 +74,10 @@ type Broker struct {
 	autoCreating sync.Map // topic name → struct{}
 	// repeats logs warnings that recur while a condition lasts once, then
 	// at most once a minute with a count.
-	repeats   *ratelog.Logger
+	repeats *ratelog.Logger
+	// fatal carries the reason the broker cannot go on (every log dir
+	// offline); see Fatal.
+	fatal     chan error
 	endpoints []etcd.Endpoint
 
 	ctx    context.Context
@@ -90,7 +94,7 @@ type Broker struct {
 // metadata watch, listeners, registration and the controller campaign. It
 // returns once the broker serves requests.
 func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broker, error) {
-	b := &Broker{cfg: cfg, logger: logger, conns: map[net.Conn]struct{}{}}
+	b := &Broker{cfg: cfg, logger: logger, conns: map[net.Conn]struct{}{}, fatal: make(chan error, 1)}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.badInputLimiter = rate.NewLimiter(rate.Every(time.Second), 10)
 	b.metrics = newMetrics()
@@ -253,6 +257,13 @@ func ttlSeconds(d time.Duration) int {
 func (b *Broker) register(ctx context.Context) error {
 	ttl := time.Duration(b.cfg.BrokerSessionTimeoutMs) * time.Millisecond
 	info := etcd.BrokerInfo{ID: b.nodeID, Rack: b.cfg.BrokerRack, Endpoints: b.endpoints, Incarnation: newIncarnation()}
+	if b.partitions != nil {
+		// Registering again after a lost lease: the dirs stay offline.
+		info.OfflineDirs = b.partitions.offlineDirs()
+		if len(info.OfflineDirs) == 0 {
+			info.OfflineDirs = nil
+		}
+	}
 	warned := false
 	for {
 		reg, err := b.store.RegisterBroker(ctx, info, ttl)
@@ -452,6 +463,20 @@ func (b *Broker) followImage() {
 	}
 }
 
+// Fatal reports, once, why the broker cannot go on serving: every log dir
+// went offline. Whoever runs the broker then calls Shutdown and exits with
+// an error, as Kafka halts.
+func (b *Broker) Fatal() <-chan error { return b.fatal }
+
+// fail stops the broker for good reason: one error line, then Fatal.
+func (b *Broker) fail(err error) {
+	b.logger.Error("the broker cannot go on and stops", "err", err)
+	select {
+	case b.fatal <- err:
+	default:
+	}
+}
+
 // Shutdown stops serving, flushes and closes every partition, marks the log
 // dirs cleanly shut down and leaves the cluster.
 func (b *Broker) Shutdown(ctx context.Context) error {
@@ -503,6 +528,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		b.logger.Warn("stopped before every partition on disk was opened; the next start recovers the logs")
 	} else if len(errs) == 0 {
 		for _, d := range b.cfg.LogDirs {
+			if b.partitions != nil && b.partitions.dirOffline(filepath.Clean(d)) {
+				continue // failed: the next start must recover its logs
+			}
 			if err := storage.MarkCleanShutdown(d); err != nil {
 				errs = append(errs, err)
 			}

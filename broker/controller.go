@@ -18,6 +18,10 @@ package broker
 //     have lost unflushed records, so it must not keep leading.
 //   - An offline partition whose ISR member (any replica, if unclean) is
 //     alive again gets it as leader.
+//   - A replica in a log dir its broker took offline after an I/O error
+//     (BrokerInfo.OfflineDirs, KIP-112) counts as dead for its partition
+//     alone: it leads nowhere and leaves the ISR; the broker's other
+//     replicas are untouched.
 //   - A broker in controlled shutdown (BrokerInfo.ShuttingDown) counts as
 //     not alive for elections: its leaderships move to other live ISR
 //     members and it leaves every ISR. Where no one can take over it keeps
@@ -71,6 +75,7 @@ const (
 const (
 	reasonBrokerFailure    = "leader broker failed"
 	reasonControlled       = "controlled shutdown"
+	reasonLogDirFailure    = "leader's log dir failed"
 	reasonOffline          = "offline partition leader election"
 	reasonUnclean          = "unclean leader election"
 	reasonNoLeader         = "no live in-sync replica"
@@ -273,7 +278,7 @@ func (b *Broker) planFailovers(img *etcd.Image) []partitionChange {
 	for _, t := range sortedTopics(img) {
 		unclean := b.uncleanFor(t)
 		for _, p := range t.Partitions {
-			if next, reason, ok := planFailover(img, p, unclean); ok {
+			if next, reason, ok := planFailover(img, t.Name, p, unclean); ok {
 				out = append(out, partitionChange{topic: t.Name, partition: p.ID, modRev: p.ModRevision,
 					old: p.State, next: next, reason: reason})
 			}
@@ -311,22 +316,34 @@ func electable(img *etcd.Image, id int32) bool {
 	return ok && !bi.ShuttingDown
 }
 
+// replicaElectable is electable for broker id's replica of one partition:
+// also not in a log dir the broker took offline (KIP-112).
+func replicaElectable(img *etcd.Image, id int32, topic string, partition int32) bool {
+	return electable(img, id) && !img.Brokers[id].ReplicaOffline(topic, partition)
+}
+
 // planFailover decides one partition's change, if any, given which brokers
 // img shows alive. unclean is consulted only when no ISR member can lead.
-func planFailover(img *etcd.Image, p etcd.Partition, unclean func() bool) (etcd.PartitionState, string, bool) {
+func planFailover(img *etcd.Image, topic string, p etcd.Partition, unclean func() bool) (etcd.PartitionState, string, bool) {
 	cur := p.State
 	if p.ModRevision == 0 {
 		return cur, "", false // no partition key: nothing to compare against
 	}
-	keep := func(id int32) bool { return id == cur.Leader || electable(img, id) }
-	if cur.Leader >= 0 && electable(img, cur.Leader) {
+	ok := func(id int32) bool { return replicaElectable(img, id, topic, p.ID) }
+	keep := func(id int32) bool { return id == cur.Leader || ok(id) }
+	if cur.Leader >= 0 && ok(cur.Leader) {
 		// The leader is fine; drop dead or departing followers from the ISR.
 		return shrinkISR(img, cur, keep)
 	}
-	_, registered := img.Brokers[cur.Leader]
-	if l := firstReplica(p.Replicas, func(id int32) bool { return electable(img, id) && slices.Contains(cur.ISR, id) }); l >= 0 {
+	leaderInfo, registered := img.Brokers[cur.Leader]
+	// A leader whose replica went offline with its log dir cannot go on
+	// leading, as a dead one cannot.
+	replicaLost := registered && leaderInfo.ReplicaOffline(topic, p.ID)
+	if l := firstReplica(p.Replicas, func(id int32) bool { return ok(id) && slices.Contains(cur.ISR, id) }); l >= 0 {
 		reason := reasonOffline
 		switch {
+		case cur.Leader >= 0 && replicaLost:
+			reason = reasonLogDirFailure
 		case cur.Leader >= 0 && registered:
 			reason = reasonControlled
 		case cur.Leader >= 0:
@@ -335,18 +352,18 @@ func planFailover(img *etcd.Image, p etcd.Partition, unclean func() bool) (etcd.
 		return etcd.PartitionState{
 			Leader:         l,
 			LeaderEpoch:    cur.LeaderEpoch + 1,
-			ISR:            filterIDs(cur.ISR, func(id int32) bool { return electable(img, id) }),
+			ISR:            filterIDs(cur.ISR, ok),
 			PartitionEpoch: cur.PartitionEpoch + 1,
 		}, reason, true
 	}
-	if cur.Leader >= 0 && registered {
+	if cur.Leader >= 0 && registered && !replicaLost {
 		// In controlled shutdown with no one in sync to take over: it keeps
 		// leading, as in Kafka (an unclean election would lose data the
 		// leader still has).
 		return shrinkISR(img, cur, keep)
 	}
 	if unclean() {
-		if l := firstReplica(p.Replicas, func(id int32) bool { return electable(img, id) }); l >= 0 {
+		if l := firstReplica(p.Replicas, ok); l >= 0 {
 			return etcd.PartitionState{
 				Leader:         l,
 				LeaderEpoch:    cur.LeaderEpoch + 1,
@@ -393,7 +410,7 @@ func shrinkISR(img *etcd.Image, cur etcd.PartitionState, keep func(int32) bool) 
 // planPreferred elects p's preferred replica (the first in its assignment)
 // if it is alive, in the ISR and not already leading. The error is the
 // ElectLeaders answer when it cannot or need not.
-func planPreferred(img *etcd.Image, p etcd.Partition) (etcd.PartitionState, *kerr.Error) {
+func planPreferred(img *etcd.Image, topic string, p etcd.Partition) (etcd.PartitionState, *kerr.Error) {
 	cur := p.State
 	if len(p.Replicas) == 0 || p.ModRevision == 0 {
 		return cur, kerr.PreferredLeaderNotAvailable
@@ -402,7 +419,7 @@ func planPreferred(img *etcd.Image, p etcd.Partition) (etcd.PartitionState, *ker
 	switch {
 	case cur.Leader == pref:
 		return cur, kerr.ElectionNotNeeded
-	case !electable(img, pref) || !slices.Contains(cur.ISR, pref):
+	case !replicaElectable(img, pref, topic, p.ID) || !slices.Contains(cur.ISR, pref):
 		return cur, kerr.PreferredLeaderNotAvailable
 	}
 	next := cur
@@ -416,15 +433,15 @@ func planPreferred(img *etcd.Image, p etcd.Partition) (etcd.PartitionState, *ker
 // planUnclean is ElectLeaders' UNCLEAN election: only for a partition
 // without a live leader, the first live ISR member or else the first live
 // replica (ISR = [it]), whatever unclean.leader.election.enable says.
-func planUnclean(img *etcd.Image, p etcd.Partition) (etcd.PartitionState, *kerr.Error) {
+func planUnclean(img *etcd.Image, topic string, p etcd.Partition) (etcd.PartitionState, *kerr.Error) {
 	cur := p.State
-	if cur.Leader >= 0 && electable(img, cur.Leader) {
+	if cur.Leader >= 0 && replicaElectable(img, cur.Leader, topic, p.ID) {
 		return cur, kerr.ElectionNotNeeded
 	}
 	if p.ModRevision == 0 {
 		return cur, kerr.EligibleLeadersNotAvailable
 	}
-	next, _, ok := planFailover(img, p, func() bool { return true })
+	next, _, ok := planFailover(img, topic, p, func() bool { return true })
 	if !ok || next.Leader < 0 {
 		return cur, kerr.EligibleLeadersNotAvailable
 	}
@@ -463,7 +480,7 @@ func planRebalance(img *etcd.Image, percentage int32) []partitionChange {
 			if float64(c.misplaced)/float64(c.total) <= float64(percentage)/100 {
 				continue
 			}
-			if next, err := planPreferred(img, p); err == nil {
+			if next, err := planPreferred(img, t.Name, p); err == nil {
 				out = append(out, partitionChange{topic: t.Name, partition: p.ID, modRev: p.ModRevision,
 					old: p.State, next: next, reason: reasonAutoRebalance})
 			}

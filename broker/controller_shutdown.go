@@ -81,7 +81,7 @@ func shutdownPending(img *etcd.Image, id int32, uncleanFor func(*etcd.Topic) fun
 			if unclean == nil {
 				unclean = uncleanFor(t)
 			}
-			next, _, ok := planFailover(img, p, unclean)
+			next, _, ok := planFailover(img, t.Name, p, unclean)
 			if ok && (cur.Leader == id && next.Leader != id || slices.Contains(cur.ISR, id) && !slices.Contains(next.ISR, id)) {
 				n++
 			}

@@ -59,8 +59,12 @@ var errorCodes = []struct {
 	{storage.ErrInvalidTxnState, kerr.InvalidTxnState},
 	{storage.ErrCoordinatorFenced, kerr.TransactionCoordinatorFenced},
 
-	// The log itself failed.
+	// The log or its dir failed. Both were logged where they happened
+	// (storage's one line, the dir going offline), so they are expected
+	// answers here, not logged again per request.
 	{storage.ErrLogFailed, kerr.KafkaStorageError},
+	{errLogDirOffline, kerr.KafkaStorageError},
+	// A file that does not parse is a bug or damage nobody logged yet.
 	{storage.ErrCorruptFile, kerr.KafkaStorageError},
 }
 
@@ -79,7 +83,7 @@ func errorCode(err error) (code int16, unexpected bool) {
 	}
 	for _, m := range errorCodes {
 		if errors.Is(err, m.err) {
-			return m.code.Code, m.code == kerr.KafkaStorageError
+			return m.code.Code, m.err == storage.ErrCorruptFile
 		}
 	}
 	return kerr.KafkaStorageError.Code, true

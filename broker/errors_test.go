@@ -53,7 +53,8 @@ func TestErrorCodeOfEverySentinel(t *testing.T) {
 		{storage.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch, false},
 		{storage.ErrInvalidTxnState, kerr.InvalidTxnState, false},
 		{storage.ErrCoordinatorFenced, kerr.TransactionCoordinatorFenced, false},
-		{storage.ErrLogFailed, kerr.KafkaStorageError, true},
+		{storage.ErrLogFailed, kerr.KafkaStorageError, false},
+		{errLogDirOffline, kerr.KafkaStorageError, false},
 		{storage.ErrCorruptFile, kerr.KafkaStorageError, true},
 	}
 	tested := map[error]bool{}

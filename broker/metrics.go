@@ -19,6 +19,7 @@ type metrics struct {
 	bytesOut       prometheus.Counter
 	messagesIn     prometheus.Counter
 	txnTimedOut    prometheus.Counter
+	offlineLogDirs prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -39,8 +40,10 @@ func newMetrics() *metrics {
 			Name: "kbroker_produce_records_total", Help: "Records appended by Produce."}),
 		txnTimedOut: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kbroker_transactions_timed_out_total", Help: "Transactions the coordinator aborted because they outlived their timeout."}),
+		offlineLogDirs: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kbroker_offline_log_dirs", Help: "Log dirs taken offline after an I/O error (Kafka's OfflineLogDirectoryCount)."}),
 	}
-	m.reg.MustRegister(m.connections, m.requests, m.requestSeconds, m.bytesIn, m.bytesOut, m.messagesIn, m.txnTimedOut,
+	m.reg.MustRegister(m.connections, m.requests, m.requestSeconds, m.bytesIn, m.bytesOut, m.messagesIn, m.txnTimedOut, m.offlineLogDirs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -48,6 +48,10 @@ type partitionSet struct {
 		// entry goes when its partition opens, and the rest once every
 		// hosted partition is open (openExisting).
 		savedHW map[string]map[storage.TopicPartition]int64
+		// offline holds the log dirs taken offline after an I/O error
+		// (cleaned paths), each with the partitions that were in it; see
+		// log_dirs.go.
+		offline map[string][]etcd.PartitionRef
 	}
 }
 
@@ -63,6 +67,7 @@ func newPartitionSet(b *Broker, cleanDirs map[string]bool) *partitionSet {
 	s.mu.parts = make(map[topicPartition]*hostedEntry)
 	s.mu.cleanDirs = cleanDirs
 	s.mu.savedHW = make(map[string]map[storage.TopicPartition]int64)
+	s.mu.offline = make(map[string][]etcd.PartitionRef)
 	for _, d := range b.cfg.LogDirs {
 		hws, err := storage.ReadOffsetCheckpoint(d, storage.ReplicationOffsetCheckpointFile)
 		if err != nil {
@@ -119,6 +124,10 @@ func (s *partitionSet) hosted(topic string, partition int32) (*replica.Partition
 	}
 	tp := topicPartition{topic, partition}
 	s.mu.Lock()
+	if len(s.mu.offline) > 0 && s.partitionOfflineLocked(tp) {
+		s.mu.Unlock()
+		return nil, errLogDirOffline
+	}
 	e := s.mu.parts[tp]
 	if e == nil {
 		e = &hostedEntry{}
@@ -179,6 +188,9 @@ func (s *partitionSet) open(tp topicPartition, t *etcd.Topic) (*replica.Partitio
 		return nil, err
 	}
 	dir := s.dirFor(tp)
+	if s.dirOffline(filepath.Dir(dir)) {
+		return nil, errLogDirOffline
+	}
 	if id, err := storage.ReadPartitionMetadata(dir); err == nil && id != t.ID {
 		// Data left by an earlier incarnation of this topic name.
 		if err := os.RemoveAll(dir); err != nil {
@@ -188,7 +200,7 @@ func (s *partitionSet) open(tp topicPartition, t *etcd.Topic) (*replica.Partitio
 	s.mu.Lock()
 	clean := s.mu.cleanDirs[filepath.Dir(dir)]
 	s.mu.Unlock()
-	p, err := replica.Open(dir, tp.topic, tp.partition, t.ID, cfg, clean, s.b.logger)
+	p, err := replica.Open(dir, tp.topic, tp.partition, t.ID, cfg, clean, s.logOptions(filepath.Dir(dir)))
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +260,7 @@ func (s *partitionSet) applyStateLocked(p *replica.Partition, pm etcd.Partition)
 }
 
 // dirFor places a partition: an existing directory in any log dir wins,
-// otherwise the log dir hosting the fewest partitions.
+// otherwise the online log dir hosting the fewest partitions.
 func (s *partitionSet) dirFor(tp topicPartition) string {
 	name := storage.PartitionDirName(tp.topic, tp.partition)
 	dirs := s.b.cfg.LogDirs
@@ -260,9 +272,10 @@ func (s *partitionSet) dirFor(tp topicPartition) string {
 	if len(dirs) == 1 {
 		return filepath.Join(dirs[0], name)
 	}
-	// A new partition goes to the log dir holding the fewest, as Kafka's
-	// LogManager picks; counted from the open partitions rather than by
-	// listing directories, which made creating N partitions cost O(N²).
+	// A new partition goes to the online log dir holding the fewest, as
+	// Kafka's LogManager picks; counted from the open partitions rather
+	// than by listing directories, which made creating N partitions cost
+	// O(N²).
 	count := make(map[string]int, len(dirs))
 	s.mu.Lock()
 	for _, e := range s.mu.parts {
@@ -270,12 +283,18 @@ func (s *partitionSet) dirFor(tp topicPartition) string {
 			count[filepath.Dir(p.Dir)]++
 		}
 	}
-	s.mu.Unlock()
-	best := dirs[0]
-	for _, d := range dirs[1:] {
-		if count[filepath.Clean(d)] < count[filepath.Clean(best)] {
+	best := ""
+	for _, d := range dirs {
+		if _, off := s.mu.offline[filepath.Clean(d)]; off {
+			continue
+		}
+		if best == "" || count[filepath.Clean(d)] < count[filepath.Clean(best)] {
 			best = d
 		}
+	}
+	s.mu.Unlock()
+	if best == "" {
+		best = dirs[0] // every dir is offline: open refuses it
 	}
 	return filepath.Join(best, name)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -34,7 +35,13 @@ type Registration struct {
 	session *concurrency.Session
 	key     string
 	epoch   int64
-	info    BrokerInfo // the registered value, for SetShuttingDown
+	// mu serialises the rare rewrites of the value (shutting down, offline
+	// dirs), so that one does not undo the other; it is held across their
+	// etcd write and by nothing else.
+	mu struct {
+		sync.Mutex
+		info BrokerInfo // the registered value
+	}
 }
 
 // RegisterBroker writes brokers/<id> under a new lease of ttl (rounded up to
@@ -80,7 +87,9 @@ func (s *Store) RegisterBroker(ctx context.Context, info BrokerInfo, ttl time.Du
 		s.closeSession(session)
 		return nil, s.brokerInUse(ctx, info.ID, resp)
 	}
-	return &Registration{session: session, key: key, epoch: resp.Header.Revision, info: info}, nil
+	reg := &Registration{session: session, key: key, epoch: resp.Header.Revision}
+	reg.mu.info = info
+	return reg, nil
 }
 
 // brokerInUse builds the ErrBrokerIDInUse error, saying who holds the id and
@@ -135,8 +144,24 @@ func (r *Registration) Lost() <-chan struct{} { return r.session.Done() }
 // registration's: the lease expired, or another incarnation holds the id.
 // Returns the commit revision, for MetadataView.WaitForRevision.
 func (r *Registration) SetShuttingDown(ctx context.Context) (int64, error) {
-	info := r.info
-	info.ShuttingDown = true
+	return r.update(ctx, "mark shutting down", func(info *BrokerInfo) { info.ShuttingDown = true })
+}
+
+// SetOfflineDirs records the log dirs this broker took offline, with the
+// partitions that were in them (BrokerInfo.OfflineDirs), in the same way
+// as SetShuttingDown: the controller moves those replicas' leaderships to
+// other brokers and takes them out of their ISRs.
+func (r *Registration) SetOfflineDirs(ctx context.Context, dirs []OfflineDir) (int64, error) {
+	return r.update(ctx, "record offline log dirs", func(info *BrokerInfo) { info.OfflineDirs = dirs })
+}
+
+// update rewrites brokers/<id> with change applied, under the same lease
+// and only while the key is still this registration's.
+func (r *Registration) update(ctx context.Context, what string, change func(*BrokerInfo)) (int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	info := r.mu.info
+	change(&info)
 	val, err := encodeJSON("broker", info)
 	if err != nil {
 		return 0, err
@@ -148,10 +173,11 @@ func (r *Registration) SetShuttingDown(ctx context.Context) (int64, error) {
 		Commit()
 	switch {
 	case err != nil:
-		return 0, fmt.Errorf("etcd: mark %s shutting down: %w", r.key, err)
+		return 0, fmt.Errorf("etcd: %s %s: %w", what, r.key, err)
 	case !resp.Succeeded:
-		return 0, fmt.Errorf("etcd: mark %s shutting down: registration (epoch %d) is gone", r.key, r.epoch)
+		return 0, fmt.Errorf("etcd: %s %s: registration (epoch %d) is gone", what, r.key, r.epoch)
 	}
+	r.mu.info = info
 	return resp.Header.Revision, nil
 }
 

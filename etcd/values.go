@@ -28,10 +28,42 @@ type BrokerInfo struct {
 	// controller treats brokers in controlled shutdown. It is never cleared:
 	// a restarted broker registers afresh.
 	ShuttingDown bool `json:"shutting_down,omitempty"`
+	// OfflineDirs are the log dirs this broker took offline after an I/O
+	// error, with the partitions that were in them (Kafka's JBOD handling,
+	// KIP-112; Registration.SetOfflineDirs). The controller treats those
+	// replicas as offline: they lead nowhere and leave their ISRs. A
+	// restarted broker registers afresh, without them.
+	OfflineDirs []OfflineDir `json:"offline_dirs,omitempty"`
 	// Epoch is the CreateRevision of the registration key, so it grows with
 	// every (re-)registration: the analogue of Kafka's ZooKeeper-mode broker
 	// epoch (the czxid of /brokers/ids/<id>). Not stored in the value.
 	Epoch int64 `json:"-"`
+}
+
+// OfflineDir is a log dir a broker took offline, and the partitions whose
+// replicas were in it.
+type OfflineDir struct {
+	Dir        string         `json:"dir"`
+	Partitions []PartitionRef `json:"partitions"`
+}
+
+// PartitionRef names one partition.
+type PartitionRef struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+}
+
+// ReplicaOffline reports whether this broker's replica of the partition is
+// in a log dir it took offline.
+func (bi BrokerInfo) ReplicaOffline(topic string, partition int32) bool {
+	for _, d := range bi.OfflineDirs {
+		for _, p := range d.Partitions {
+			if p.Partition == partition && p.Topic == topic {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // TopicSpec is what the controller writes to topics/<name>.

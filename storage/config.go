@@ -174,6 +174,12 @@ type Options struct {
 	Logger *slog.Logger
 	Now    func() time.Time // nil: time.Now
 	FS     FS               // nil: OSFS
+	// OnFailure, when set, is told of the log's sticky failure (a write,
+	// fsync or rename that failed: ErrLogFailed from then on), once, as it
+	// happens, so the owner can take the log dir offline. It runs on the
+	// failing caller's goroutine, possibly under the log's locks: it must
+	// not block or call back into the log.
+	OnFailure func(err error)
 }
 
 func (o Options) withDefaults() Options {

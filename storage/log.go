@@ -31,6 +31,8 @@ type Log struct {
 	logger *slog.Logger
 	now    func() time.Time
 	epochs *LeaderEpochCache
+	// onFailure is Options.OnFailure.
+	onFailure func(error)
 
 	leo      atomic.Int64 // log end offset, stored under mu
 	logStart atomic.Int64 // log start offset, stored under mu
@@ -109,7 +111,7 @@ func Open(dir string, cfg LogConfig, cleanShutdown bool, opts Options) (*Log, er
 		}
 	}
 	opts = opts.withDefaults()
-	l := &Log{dir: dir, cfg: cfg, fs: opts.FS, logger: logger, now: opts.Now, ps: newProducerState()}
+	l := &Log{dir: dir, cfg: cfg, fs: opts.FS, logger: logger, now: opts.Now, onFailure: opts.OnFailure, ps: newProducerState()}
 	l.firstUnstable.Store(-1)
 	if err := l.fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
@@ -278,6 +280,9 @@ func (l *Log) fail(err error) error {
 	wrapped := fmt.Errorf("%w: %w", ErrLogFailed, err)
 	if l.failed.CompareAndSwap(nil, &wrapped) {
 		l.logger.Error("log failed, refusing further writes", "err", err)
+		if l.onFailure != nil {
+			l.onFailure(wrapped)
+		}
 	}
 	return *l.failed.Load()
 }

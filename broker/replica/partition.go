@@ -77,9 +77,16 @@ type Partition struct {
 }
 
 // Open opens (recovering if needed) the log of one partition in dir.
-func Open(dir, topic string, index int32, topicID [16]byte, cfg Config, cleanShutdown bool, logger *slog.Logger) (*Partition, error) {
-	logger = logger.With("topic", topic, "partition", index)
-	l, err := storage.Open(dir, cfg.Log, cleanShutdown, storage.Options{Logger: logger})
+// opts are the log's (storage.Options): its Logger is the broker's, to
+// which the partition adds topic and partition; OnFailure hears of the
+// log's failure.
+func Open(dir, topic string, index int32, topicID [16]byte, cfg Config, cleanShutdown bool, opts storage.Options) (*Partition, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	logger := opts.Logger.With("topic", topic, "partition", index)
+	opts.Logger = logger
+	l, err := storage.Open(dir, cfg.Log, cleanShutdown, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open partition %s-%d: %w", topic, index, err)
 	}

@@ -53,7 +53,7 @@ func clientBatch(t *testing.T, codec batch.Codec, recs []clientRecord) []byte {
 
 func openLeader(t *testing.T, cfg Config) *Partition {
 	t.Helper()
-	p, err := Open(t.TempDir(), "facts", 0, [16]byte{7}, cfg, false, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p, err := Open(t.TempDir(), "facts", 0, [16]byte{7}, cfg, false, storage.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func leaderBatch(base int64, n int, epoch int32) []byte {
 // answer again).
 func TestHighWatermarkBehindEpoch(t *testing.T) {
 	p, err := Open(t.TempDir(), "t", 0, [16]byte{1}, Config{Log: storage.NewLogConfig(), MaxBatchBytes: 1 << 20, MinInsyncReplicas: 1},
-		false, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		false, storage.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

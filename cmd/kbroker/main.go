@@ -89,15 +89,24 @@ func run(args []string) int {
 	}
 	logger.Info("kbroker started", "startup", time.Since(start).Round(time.Millisecond).String())
 
+	status := 0
 	if s == nil {
-		s = <-sig
+		select {
+		case s = <-sig:
+		case <-b.Fatal():
+			// The broker logged why; stop as Kafka halts, with an error
+			// status so that a supervisor notices.
+			status = 1
+		}
 	}
-	logger.Info("received signal; stopping", "signal", s.String())
+	if s != nil {
+		logger.Info("received signal; stopping", "signal", s.String())
+	}
 	signal.Reset()
 	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := b.Shutdown(ctx); err != nil {
 		return 1
 	}
-	return 0
+	return status
 }
