@@ -13,11 +13,17 @@
 //
 //	brokers/<id>             {"id":1,"rack":"r1","endpoints":[{"listener":"PLAINTEXT",
 //	                          "host":"h","port":9092,"security_protocol":"PLAINTEXT"}],
-//	                          "incarnation":"dab6hlrwlij9","shutting_down":true}
+//	                          "incarnation":"dab6hlrwlij9","shutting_down":true,
+//	                          "offline_dirs":[{"dir":"/d2","partitions":
+//	                          [{"topic":"t","partition":0}]}]}
 //	                         bound to the broker's lease (ephemeral); the key's
-//	                         CreateRevision is the broker epoch; rack and
-//	                         shutting_down are omitted when empty/false, and
-//	                         shutting_down marks a controlled shutdown.
+//	                         CreateRevision is the broker epoch; rack,
+//	                         shutting_down and offline_dirs are omitted when
+//	                         empty; shutting_down marks a controlled shutdown,
+//	                         offline_dirs the log dirs the broker took offline
+//	                         after an I/O error, with the partitions that were
+//	                         in them (KIP-112; DESIGN.md's log-dirs/ key, kept
+//	                         in the registration so a restart clears it).
 //	                         incarnation is an opaque tag of the process that
 //	                         registered, quoted in ErrBrokerIDInUse: the broker
 //	                         writes its start time (Unix nanoseconds in base
@@ -37,8 +43,8 @@
 //	broker-ids/next          {"next":N}: the next generated broker id (from 1001)
 //
 // Nothing else is written. Keys that later issues will add (dynamic broker
-// configs, ACLs, SCRAM credentials, quotas, finalized features, offline log
-// dirs; see DESIGN.md) do not exist yet. The image reads only the keys
+// configs, ACLs, SCRAM credentials, quotas, finalized features; see
+// DESIGN.md) do not exist yet. The image reads only the keys
 // above: others under the prefix, and keys that do not parse, are ignored,
 // and values that do not decode are logged and treated as absent.
 //
