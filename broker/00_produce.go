@@ -26,6 +26,11 @@ package broker
 //   longer certainly alive acknowledges nothing (NOT_LEADER_OR_FOLLOWER).
 // * acks=0 gets no response; if any partition failed the connection is
 //   closed instead, as Kafka does, so the client notices.
+// * The coordinators' internal topics (__consumer_offsets,
+//   __transaction_state) refuse clients' appends with
+//   INVALID_TOPIC_EXCEPTION, unless the client ID is Kafka's
+//   "__admin_client"; the coordinators append through
+//   Partition.AppendAsCoordinator, not here.
 //
 // Version notes:
 // * v3: transactional ID, record batch v2 only; v5: log start offset;
@@ -84,7 +89,7 @@ func handleProduce(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
 			} else if code, verified := c.checkTransaction(r, name, rp); code != 0 {
 				sp.ErrorCode = code
 			} else {
-				p, res, err := c.produceTo(name, rp.Partition, rp.Records, r.Acks == -1, verified)
+				p, res, err := c.produceTo(name, rp.Partition, rp.Records, r.Acks == -1, hdr.clientID == adminClientID, verified)
 				if err != nil {
 					sp.ErrorCode = produceErrorCode(c, name, rp.Partition, err, r.Version)
 					var refused *batch.RecordErrors
@@ -169,7 +174,9 @@ type verifiedAppend struct {
 // become NOT_ENOUGH_REPLICAS, so the producer retries the batch rather than
 // aborting.
 func (c *conn) checkTransaction(r *kmsg.ProduceRequest, topic string, rp kmsg.ProduceRequestTopicPartition) (int16, *verifiedAppend) {
-	if r.TransactionID == nil || topic == "" {
+	if r.TransactionID == nil || !partitionExists(c.b.view.Image(), topic, rp.Partition) {
+		// Not transactional, or a partition that does not exist: produceTo
+		// answers that before any transaction work, as Kafka does.
 		return 0, nil
 	}
 	h, err := batch.ParseHeader(rp.Records)
@@ -216,15 +223,32 @@ func transactionCheckCode(code int16, produceVersion int16) int16 {
 	return code
 }
 
+// adminClientID is the client ID Kafka lets append to internal topics
+// (AdminUtils.ADMIN_CLIENT_ID).
+const adminClientID = "__admin_client"
+
+// errInternalTopic refuses a client's append to a coordinator's internal
+// topic (INVALID_TOPIC_EXCEPTION, as Kafka's ReplicaManager refuses it).
+var errInternalTopic = errors.New("broker: cannot append to an internal topic")
+
 // produceTo appends one partition's records, under a transaction
 // verification when verified is set. With acks=all the ISR must meet
-// min.insync.replicas first (NOT_ENOUGH_REPLICAS), as in Kafka.
-func (c *conn) produceTo(topic string, partition int32, records []byte, acksAll bool, verified *verifiedAppend) (*replica.Partition, replica.AppendResult, error) {
+// min.insync.replicas first (NOT_ENOUGH_REPLICAS), as in Kafka. Internal
+// topics take appends only with internalAllowed (the admin client ID).
+func (c *conn) produceTo(topic string, partition int32, records []byte, acksAll, internalAllowed bool, verified *verifiedAppend) (*replica.Partition, replica.AppendResult, error) {
 	if verified != nil {
 		defer verified.p.EndVerification(verified.producerID, verified.guard)
 	}
 	if topic == "" {
 		return nil, replica.AppendResult{}, errUnknownPartition
+	}
+	if isInternalTopic(topic) && !internalAllowed {
+		// As Kafka: a partition it does not know is UNKNOWN_TOPIC_OR_PARTITION
+		// first; leadership and the records are never looked at.
+		if !partitionExists(c.b.view.Image(), topic, partition) {
+			return nil, replica.AppendResult{}, errUnknownPartition
+		}
+		return nil, replica.AppendResult{}, fmt.Errorf("%s-%d: %w", topic, partition, errInternalTopic)
 	}
 	p, err := c.b.partitions.leaderFor(topic, partition)
 	if err != nil {

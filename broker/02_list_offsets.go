@@ -13,11 +13,12 @@ package broker
 // * A new leader whose high watermark has not reached the start of its
 //   epoch answers consumers OFFSET_NOT_AVAILABLE for latest, and for a
 //   timestamp or max-timestamp lookup that found nothing, so they retry
-//   rather than see the end go backwards.
+//   rather than see the end go backwards; below v5, which introduced
+//   OFFSET_NOT_AVAILABLE, LEADER_NOT_AVAILABLE (as Kafka's ReplicaManager).
 //
 // Version notes:
-// * v2: isolation level; v4: leader epochs; v6: flexible; v7: max
-//   timestamp; v10: timeout.
+// * v2: isolation level; v4: leader epochs; v5: OFFSET_NOT_AVAILABLE;
+//   v6: flexible; v7: max timestamp; v10: timeout.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -40,6 +41,9 @@ func handleListOffsets(c *conn, hdr requestInfo, req kmsg.Request) (reply, error
 			p, code := c.b.leaderOrCode(rt.Topic, rp.Partition)
 			if code == 0 {
 				code = listOffset(c, p, rp, r.IsolationLevel == 1, r.ReplicaID == -1, &sp)
+			}
+			if code == kerr.OffsetNotAvailable.Code && r.Version < 5 {
+				code = kerr.LeaderNotAvailable.Code
 			}
 			sp.ErrorCode = code
 			st.Partitions = append(st.Partitions, sp)

@@ -17,7 +17,7 @@ func handleLeaveGroup(c *conn, hdr requestInfo, req kmsg.Request) (reply, error)
 	r := req.(*kmsg.LeaveGroupRequest)
 	ctx, cancel := c.requestContext()
 	defer cancel()
-	shard, kerrErr := c.b.groups.shardFor(ctx, r.Group)
+	shard, kerrErr := c.namedGroupShard(ctx, r.Group)
 	if kerrErr != nil {
 		resp := r.ResponseKind().(*kmsg.LeaveGroupResponse)
 		resp.ErrorCode = kerrErr.Code

@@ -19,7 +19,7 @@ func handleSyncGroup(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) 
 	r := req.(*kmsg.SyncGroupRequest)
 	ctx, cancel := c.requestContext()
 	defer cancel()
-	shard, kerrErr := c.b.groups.shardFor(ctx, r.Group)
+	shard, kerrErr := c.namedGroupShard(ctx, r.Group)
 	if kerrErr != nil {
 		resp := r.ResponseKind().(*kmsg.SyncGroupResponse)
 		resp.ErrorCode = kerrErr.Code

@@ -10,6 +10,10 @@ package broker
 // * With a transactional ID: routed to the transaction coordinator shard
 //   (coordinator/txn): epoch bumps, fencing of zombies, aborting a prior
 //   ongoing transaction, KIP-360 recovery.
+// * INVALID_REQUEST, before routing, for a transactional ID that is empty
+//   but not null (Kafka's TransactionCoordinator) and for a producer ID or
+//   epoch given without the other (v3+; Kafka's KafkaApis, for idempotent
+//   and transactional producers alike).
 //
 // Version notes:
 // * v2: flexible; v3: producer ID/epoch for KIP-360 bumps; v5: PRODUCER_FENCED.
@@ -32,7 +36,11 @@ func handleInitProducerID(c *conn, hdr requestInfo, req kmsg.Request) (reply, er
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	ctx, cancel := context.WithTimeout(c.b.ctx, 10*time.Second)
 	defer cancel()
-	if r.TransactionalID != nil && *r.TransactionalID != "" {
+	if (r.ProducerID == -1) != (r.ProducerEpoch == -1) || (r.TransactionalID != nil && *r.TransactionalID == "") {
+		resp.ErrorCode = kerr.InvalidRequest.Code
+		return now(resp), nil
+	}
+	if r.TransactionalID != nil {
 		shard, kerrErr := c.b.txns.shardFor(ctx, *r.TransactionalID)
 		if kerrErr != nil {
 			resp.ErrorCode = kerrErr.Code

@@ -14,6 +14,10 @@ package broker
 // * Offsets committed inside a transaction stay pending in the group
 //   coordinator until the transaction's marker reaches the group's
 //   __consumer_offsets partition: visible on commit, dropped on abort.
+// * An empty group ID answers INVALID_GROUP_ID for every partition that
+//   exists and UNKNOWN_TOPIC_OR_PARTITION for the others, before routing
+//   or any transaction check (Kafka's KafkaApis splits off unknown
+//   partitions, then GroupCoordinatorService refuses the group).
 //
 // Version notes:
 // * v2: leader epoch; v3: generation, member ID, group instance ID (KIP-447);
@@ -38,6 +42,15 @@ func handleTxnOffsetCommit(c *conn, hdr requestInfo, req kmsg.Request) (reply, e
 			}
 		}
 	}
+	if r.Group == "" {
+		img := c.b.view.Image()
+		return now(txnOffsetCommitResponse(r, func(topic string, partition int32) int16 {
+			if !partitionExists(img, topic, partition) {
+				return kerr.UnknownTopicOrPartition.Code
+			}
+			return kerr.InvalidGroupID.Code
+		})), nil
+	}
 	ctx, cancel := c.requestContext()
 	defer cancel()
 	shard, kerrErr := c.b.groups.shardFor(ctx, r.Group)
@@ -50,20 +63,26 @@ func handleTxnOffsetCommit(c *conn, hdr requestInfo, req kmsg.Request) (reply, e
 		kerrErr = c.verifyOffsetsPartition(ctx, r)
 	}
 	if kerrErr != nil {
-		resp := r.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
-		for _, t := range r.Topics {
-			rt := kmsg.NewTxnOffsetCommitResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p.Partition, kerrErr.Code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return now(resp), nil
+		return now(txnOffsetCommitResponse(r, func(string, int32) int16 { return kerrErr.Code })), nil
 	}
 	return now(shard.TxnOffsetCommit(ctx, r)), nil
+}
+
+// txnOffsetCommitResponse answers every partition of r, in request order,
+// with the code codeOf gives it.
+func txnOffsetCommitResponse(r *kmsg.TxnOffsetCommitRequest, codeOf func(topic string, partition int32) int16) *kmsg.TxnOffsetCommitResponse {
+	resp := r.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+	for _, t := range r.Topics {
+		rt := kmsg.NewTxnOffsetCommitResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p.Partition, codeOf(t.Topic, p.Partition)
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
 }
 
 // verifyOffsetsPartition asks the transaction coordinator whether the

@@ -6,6 +6,9 @@ package broker
 // * Deletes committed offsets of a group for the given partitions;
 //   GROUP_SUBSCRIBED_TO_TOPIC while the group consumes the topic,
 //   GROUP_ID_NOT_FOUND for an unknown group.
+// * An empty group ID is INVALID_GROUP_ID at the top level, with no
+//   partitions, before routing (Kafka's GroupCoordinatorService; the
+//   top-level error replaces KafkaApis' unknown-partition answers).
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -15,7 +18,7 @@ func handleOffsetDelete(c *conn, hdr requestInfo, req kmsg.Request) (reply, erro
 	r := req.(*kmsg.OffsetDeleteRequest)
 	ctx, cancel := c.requestContext()
 	defer cancel()
-	shard, kerrErr := c.b.groups.shardFor(ctx, r.Group)
+	shard, kerrErr := c.namedGroupShard(ctx, r.Group)
 	if kerrErr != nil {
 		resp := r.ResponseKind().(*kmsg.OffsetDeleteResponse)
 		resp.ErrorCode = kerrErr.Code

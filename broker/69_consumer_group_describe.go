@@ -6,6 +6,8 @@ package broker
 // * Describes consumer-protocol groups: epochs, assignor, members with
 //   their current and target assignments. Unknown or classic groups answer
 //   GROUP_ID_NOT_FOUND.
+// * An empty group ID answers INVALID_GROUP_ID for that group, before
+//   routing (Kafka's GroupCoordinatorService).
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -17,7 +19,7 @@ func handleConsumerGroupDescribe(c *conn, hdr requestInfo, req kmsg.Request) (re
 	ctx, cancel := c.requestContext()
 	defer cancel()
 	for _, id := range r.Groups {
-		shard, kerrErr := c.b.groups.shardFor(ctx, id)
+		shard, kerrErr := c.namedGroupShard(ctx, id)
 		if kerrErr != nil {
 			g := kmsg.NewConsumerGroupDescribeResponseGroup()
 			g.Group, g.ErrorCode = id, kerrErr.Code

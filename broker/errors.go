@@ -35,6 +35,7 @@ var errorCodes = []struct {
 	{replica.ErrFencedLeaderEpoch, kerr.FencedLeaderEpoch},
 	{replica.ErrUnknownLeaderEpoch, kerr.UnknownLeaderEpoch},
 	{replica.ErrNotReplica, kerr.ReplicaNotAvailable},
+	{errInternalTopic, kerr.InvalidTopicException},
 
 	// Replication of acks=all writes.
 	{replica.ErrNotEnoughReplicas, kerr.NotEnoughReplicas},

@@ -38,6 +38,7 @@ func TestErrorCodeOfEverySentinel(t *testing.T) {
 		{replica.ErrFencedLeaderEpoch, kerr.FencedLeaderEpoch, false},
 		{replica.ErrUnknownLeaderEpoch, kerr.UnknownLeaderEpoch, false},
 		{replica.ErrNotReplica, kerr.ReplicaNotAvailable, false},
+		{errInternalTopic, kerr.InvalidTopicException, false},
 		{replica.ErrNotEnoughReplicas, kerr.NotEnoughReplicas, false},
 		{replica.ErrNotEnoughReplicasAfterAppend, kerr.NotEnoughReplicasAfterAppend, false},
 		{replica.ErrTimedOut, kerr.RequestTimedOut, false},

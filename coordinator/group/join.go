@@ -66,12 +66,12 @@ func joinError(memberID string, code int16) joinResult {
 }
 
 func (s *Shard) handleJoin(req *kmsg.JoinGroupRequest, client clientInfo, reply func(joinResult)) {
-	if code := s.loop.Ready(); code != 0 {
-		reply(joinError(req.MemberID, code))
-		return
-	}
 	if req.Group == "" {
 		reply(joinError(req.MemberID, errInvalidGroupID))
+		return
+	}
+	if code := s.loop.Ready(); code != 0 {
+		reply(joinError(req.MemberID, code))
 		return
 	}
 	session := time.Duration(req.SessionTimeoutMillis) * time.Millisecond

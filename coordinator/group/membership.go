@@ -43,12 +43,12 @@ func syncResponse(req *kmsg.SyncGroupRequest, r syncResult) *kmsg.SyncGroupRespo
 }
 
 func (s *Shard) handleSync(req *kmsg.SyncGroupRequest, reply func(syncResult)) {
-	if code := s.loop.Ready(); code != 0 {
-		reply(syncResult{code: code})
-		return
-	}
 	if req.Group == "" {
 		reply(syncResult{code: errInvalidGroupID})
+		return
+	}
+	if code := s.loop.Ready(); code != 0 {
+		reply(syncResult{code: code})
 		return
 	}
 	g := s.groups[req.Group]
@@ -140,7 +140,11 @@ func (s *Shard) propagateAssignment(g *group, code int16) {
 // Behavior: keeps a member's session alive; REBALANCE_IN_PROGRESS during a
 // join phase tells it to rejoin; ILLEGAL_GENERATION for an old generation;
 // UNKNOWN_MEMBER_ID for an unknown group or member or an Empty group;
-// FENCED_INSTANCE_ID for a stale static member.
+// FENCED_INSTANCE_ID for a stale static member. While the shard loads it
+// answers NONE, as Kafka's GroupCoordinatorService does ("the group is
+// still loading, so blindly respond"): classic consumers do not expect
+// COORDINATOR_LOAD_IN_PROGRESS from a heartbeat, and the loaded group
+// gives every member a fresh session deadline anyway (finishLoad).
 //
 // Version notes: v3 group.instance.id.
 func (s *Shard) Heartbeat(ctx context.Context, req *kmsg.HeartbeatRequest) *kmsg.HeartbeatResponse {
@@ -155,11 +159,11 @@ func (s *Shard) Heartbeat(ctx context.Context, req *kmsg.HeartbeatRequest) *kmsg
 }
 
 func (s *Shard) handleHeartbeat(req *kmsg.HeartbeatRequest) int16 {
-	if code := s.loop.Ready(); code != 0 {
-		return code
-	}
 	if req.Group == "" {
 		return errInvalidGroupID
+	}
+	if s.loop.Ready() != 0 {
+		return 0 // still loading: answer blindly, as Kafka does
 	}
 	g := s.groups[req.Group]
 	if g == nil {
@@ -222,11 +226,11 @@ func (s *Shard) LeaveGroup(ctx context.Context, req *kmsg.LeaveGroupRequest) *km
 }
 
 func (s *Shard) handleLeave(groupID string, members []kmsg.LeaveGroupRequestMember) (int16, []kmsg.LeaveGroupResponseMember) {
-	if code := s.loop.Ready(); code != 0 {
-		return code, nil
-	}
 	if groupID == "" {
 		return errInvalidGroupID, nil
+	}
+	if code := s.loop.Ready(); code != 0 {
+		return code, nil
 	}
 	g := s.groups[groupID]
 	if g != nil && g.is(stateDead) {

@@ -198,11 +198,17 @@ func TestReloadRecoversOffsetsAndGroup(t *testing.T) {
 	}
 }
 
+// TestLoadInProgressAndClose: while the shard loads, JoinGroup answers
+// COORDINATOR_LOAD_IN_PROGRESS but Heartbeat answers NONE, as Kafka's
+// GroupCoordinatorService answers it blindly; an empty group ID is
+// INVALID_GROUP_ID even then. Once closed, both answer NOT_COORDINATOR.
 func TestLoadInProgressAndClose(t *testing.T) {
 	s := NewShard(0, &runtimetest.Log{}, testConfig(), testLogger())
 	m := newMember(s, "g", "t1")
 	wantCode(t, "join while loading", s.JoinGroup(tctx(t), m.joinReq()).ErrorCode, kerr.CoordinatorLoadInProgress.Code)
-	wantCode(t, "heartbeat while loading", m.heartbeat(t), kerr.CoordinatorLoadInProgress.Code)
+	wantCode(t, "heartbeat while loading", m.heartbeat(t), 0)
+	wantCode(t, "heartbeat of group \"\" while loading", newMember(s, "", "t1").heartbeat(t), kerr.InvalidGroupID.Code)
+	wantCode(t, "join of group \"\" while loading", s.JoinGroup(tctx(t), newMember(s, "", "t1").joinReq()).ErrorCode, kerr.InvalidGroupID.Code)
 	if s.Loaded() {
 		t.Fatal("Loaded before Load")
 	}

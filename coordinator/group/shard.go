@@ -41,7 +41,8 @@ type Shard struct {
 }
 
 // NewShard starts the shard of __consumer_offsets partition `partition`.
-// Until Load completes, requests answer COORDINATOR_LOAD_IN_PROGRESS.
+// Until Load completes, requests answer COORDINATOR_LOAD_IN_PROGRESS
+// (Heartbeat answers NONE, as in Kafka).
 func NewShard(partition int32, log Log, cfg Config, logger *slog.Logger) *Shard {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
