@@ -203,18 +203,20 @@ func TestEveryLogDirOffline(t *testing.T) {
 }
 
 // TestLogDirFailureMovesLeadership (KIP-112): in a three-broker cluster,
-// a log dir of broker 1 fails. Its replicas there lose their leaderships
-// to in-sync replicas on the other brokers and leave the ISRs, its other
-// dir keeps its replicas in sync, acks=all writes to every partition go on,
-// and every record acknowledged before and after is read back.
+// the second log dir of broker 1 (a small tmpfs) fills up. Its replicas
+// there lose their leaderships to in-sync replicas on the other brokers and
+// leave the ISRs, its other dir keeps its replicas in sync, acks=all writes
+// to every partition go on, and every record acknowledged before and after
+// is read back.
 func TestLogDirFailureMovesLeadership(t *testing.T) {
-	second := t.TempDir()
+	second := smallDisk(t, 3<<20)
 	c := startCluster(t, 3, func(cfg *config.Config) {
 		if cfg.NodeID == 1 {
 			cfg.LogDirs = append(cfg.LogDirs, second)
 		}
 		cfg.MinInsyncReplicas = 2
 		cfg.DefaultReplicationFactor = 3
+		cfg.LogIndexSizeMaxBytes = 64 << 10
 	})
 	const parts = 12
 	cl := c.client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DefaultProduceTopic("jbod"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
@@ -248,7 +250,21 @@ func TestLogDirFailureMovesLeadership(t *testing.T) {
 		t.Fatalf("broker 1 placed %d of %d partitions in its second dir; want them spread", len(inSecond), parts)
 	}
 
-	b1.partitions.failDir(second, errors.New("input/output error (injected)"))
+	// Fill the disk; the next writes of broker 1's replicas there (as
+	// leader or follower) fail with ENOSPC.
+	_ = os.WriteFile(filepath.Join(second, "filler"), make([]byte, 3<<20), 0o644)
+	big := make([]byte, 64<<10)
+	for i := 0; i < 10 && !b1.partitions.dirOffline(filepath.Clean(second)); i++ {
+		for p := int32(0); p < parts; p++ {
+			cl.Produce(ctx, &kgo.Record{Partition: p, Value: big}, nil)
+		}
+		if err := cl.Flush(ctx); err != nil {
+			t.Fatalf("produce while the disk fills: %v", err)
+		}
+	}
+	if !b1.partitions.dirOffline(filepath.Clean(second)) {
+		t.Fatal("broker 1's full dir did not go offline")
+	}
 	waitUntil(t, 20*time.Second, "broker 1's replicas in the failed dir lead nowhere and are out of the ISRs", func() bool {
 		top := c.brokers[1].view.Image().Topics["jbod"]
 		for _, p := range inSecond {
@@ -272,7 +288,11 @@ func TestLogDirFailureMovesLeadership(t *testing.T) {
 	cons := c.client(kgo.ConsumeTopics("jbod"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	seen := map[string]bool{}
 	for len(seen) < 2*parts && ctx.Err() == nil {
-		cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) { seen[string(r.Value)] = true })
+		cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			if len(r.Value) < 64 {
+				seen[string(r.Value)] = true
+			}
+		})
 	}
 	if len(seen) != 2*parts {
 		t.Fatalf("read back %d of the %d acknowledged records", len(seen), 2*parts)
