@@ -398,6 +398,11 @@ func (c *conn) buildFetch(r *kmsg.FetchRequest, session *fetchSession, full bool
 	for i := range results {
 		fp := &results[i]
 		sp := fp.sp
+		if fp.errCode != 0 {
+			// As Kafka's ReplicaManager answers a failed partition read:
+			// no offsets, so the client asks ListOffsets for what it needs.
+			fp.highWatermark, fp.lastStableOffset, fp.logStartOffset = -1, -1, -1
+		}
 		if !full {
 			// As Kafka's CachedPartition: records, an error, a moved high
 			// watermark or log start, or a preferred read replica (the

@@ -7,8 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kbroker/kbroker/broker/replica"
 	"github.com/kbroker/kbroker/protocol/batch"
@@ -97,5 +99,31 @@ func TestPartitionErrorCodeByTopicID(t *testing.T) {
 	}
 	if code := b.partitionErrorCode(errUnknownPartition, "fetch", "t", 0); code != kerr.UnknownTopicOrPartition.Code {
 		t.Errorf("by name: %s, want UNKNOWN_TOPIC_OR_PARTITION", kerr.ErrorForCode(code))
+	}
+}
+
+// TestFetchOutOfRange: a fetch past the log end answers OFFSET_OUT_OF_RANGE
+// (not KAFKA_STORAGE_ERROR) and, as Kafka's ReplicaManager answers a failed
+// read, no offsets: high watermark, last stable offset and log start -1.
+func TestFetchOutOfRange(t *testing.T) {
+	tb := startBroker(t, t.TempDir())
+	cl := newClient(t, tb.addr)
+	createTopic(t, cl, "oor", 1, nil)
+	produceRaw(t, cl, 11, "oor", 0, makeBatch(-1, -1, -1, 5, time.Now().UnixMilli()))
+	req := kmsg.NewPtrFetchRequest()
+	req.SetVersion(12)
+	req.ReplicaID, req.MaxBytes, req.SessionEpoch = -1, 1<<20, -1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = "oor"
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.Partition, rp.FetchOffset, rp.CurrentLeaderEpoch, rp.PartitionMaxBytes, rp.LastFetchedEpoch = 0, 1000, -1, 1<<20, -1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	p := rawRequest(t, cl, req).(*kmsg.FetchResponse).Topics[0].Partitions[0]
+	if p.ErrorCode != kerr.OffsetOutOfRange.Code {
+		t.Fatalf("fetch at 1000 of a 5-record log: %s, want OFFSET_OUT_OF_RANGE", kerr.ErrorForCode(p.ErrorCode))
+	}
+	if p.HighWatermark != -1 || p.LastStableOffset != -1 || p.LogStartOffset != -1 {
+		t.Errorf("offsets %d/%d/%d with the error, want -1/-1/-1", p.HighWatermark, p.LastStableOffset, p.LogStartOffset)
 	}
 }
