@@ -166,6 +166,11 @@ func TestFullLogDirGoesOffline(t *testing.T) {
 	}
 	tb2 := startLoggedBroker(t, &lockedBuffer{}, []string{healthy, full}, smallIndexes)
 	cl2 := newClient(t, tb2.addr)
+	// With its only replica offline the partition had no leader; the
+	// controller elects the returning replica again.
+	waitUntil(t, 20*time.Second, "the partition in the repaired dir has a leader again", func() bool {
+		return tb2.view.Image().Topics["disk"].Partitions[onFull].State.Leader == tb2.nodeID
+	})
 	if got := listLatest(t, cl2, "disk", onFull); got < int64(acked) {
 		t.Fatalf("after the restart the log ends at %d, below the %d acknowledged records", got, acked)
 	}
