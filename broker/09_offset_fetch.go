@@ -9,6 +9,11 @@ package broker
 // * v8+ fetches several groups at once, each routed to its shard.
 // * require_stable is accepted; until transactions exist nothing is
 //   pending, so UNSTABLE_OFFSET_COMMIT is never answered.
+// * v10 names topics by ID: an ID this broker does not know (the zero ID
+//   included) never reaches the coordinator; its partitions answer
+//   UNKNOWN_TOPIC_ID with offset -1, after the coordinator's topics and
+//   only when the group itself has no error, as Kafka 4.1's KafkaApis
+//   (fetchOffsetsForGroup) does.
 //
 // Version notes:
 // * v2: top-level error, all topics; v5: leader epoch; v6: flexible;
@@ -16,6 +21,7 @@ package broker
 //   v10: topic IDs.
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kbroker/kbroker/etcd"
@@ -29,12 +35,9 @@ func handleOffsetFetch(c *conn, hdr requestInfo, req kmsg.Request) (reply, error
 	img := c.b.view.Image()
 
 	fetchGroup := func(g kmsg.OffsetFetchRequestGroup) kmsg.OffsetFetchResponseGroup {
-		if r.Version >= 10 {
-			for i := range g.Topics {
-				if t := img.TopicsByID[g.Topics[i].TopicID]; t != nil {
-					g.Topics[i].Topic = t.Name
-				}
-			}
+		var unknownIDs []kmsg.OffsetFetchResponseGroupTopic
+		if r.Version >= 10 && g.Topics != nil {
+			g.Topics, unknownIDs = resolveTopicIDs(img, g.Topics)
 		}
 		shard, kerrErr := c.b.groups.shardFor(ctx, g.Group)
 		var out kmsg.OffsetFetchResponseGroup
@@ -46,6 +49,9 @@ func handleOffsetFetch(c *conn, hdr requestInfo, req kmsg.Request) (reply, error
 		}
 		if r.Version >= 10 {
 			fillTopicIDs(img, out.Topics)
+			if out.ErrorCode == 0 {
+				out.Topics = append(out.Topics, unknownIDs...)
+			}
 		}
 		return out
 	}
@@ -95,6 +101,32 @@ func handleOffsetFetch(c *conn, hdr requestInfo, req kmsg.Request) (reply, error
 		}
 	}
 	return now(resp), nil
+}
+
+// resolveTopicIDs names the topics of a v10 request by their IDs. Those
+// whose ID names no topic are split off, answered UNKNOWN_TOPIC_ID for
+// every partition asked (offset -1, the ID echoed); known keeps the
+// request's order and is never nil, so an all-unknown request still asks
+// the coordinator for no topics rather than all of them.
+func resolveTopicIDs(img *etcd.Image, topics []kmsg.OffsetFetchRequestGroupTopic) (known []kmsg.OffsetFetchRequestGroupTopic, unknown []kmsg.OffsetFetchResponseGroupTopic) {
+	known = make([]kmsg.OffsetFetchRequestGroupTopic, 0, len(topics))
+	for _, rt := range topics {
+		if t := img.TopicsByID[rt.TopicID]; t != nil {
+			rt.Topic = t.Name
+			known = append(known, rt)
+			continue
+		}
+		ut := kmsg.NewOffsetFetchResponseGroupTopic()
+		ut.TopicID = rt.TopicID
+		for _, p := range rt.Partitions {
+			up := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+			up.Partition, up.Offset, up.Metadata = p, -1, kmsg.StringPtr("")
+			up.ErrorCode = kerr.UnknownTopicID.Code
+			ut.Partitions = append(ut.Partitions, up)
+		}
+		unknown = append(unknown, ut)
+	}
+	return known, unknown
 }
 
 func fillTopicIDs(img *etcd.Image, topics []kmsg.OffsetFetchResponseGroupTopic) {

@@ -8,6 +8,11 @@ package broker
 // * State filters that name no Kafka transaction state (case-sensitive) come
 //   back in UnknownStateFilters, once each, and match nothing; not while a
 //   shard is loading (COORDINATOR_LOAD_IN_PROGRESS), as in Kafka.
+// * v2+: a transactional_id_pattern that does not compile (Go's RE2 syntax,
+//   see txn.IDPattern) answers INVALID_REGULAR_EXPRESSION with no
+//   transactions and no unknown filters, as Kafka's listTransactionStates
+//   throws InvalidRegularExpression: after the loading check, whether or
+//   not this broker coordinates any transactions.
 //
 // Version notes:
 // * v1: duration filter; v2: transactional ID pattern.
@@ -25,12 +30,18 @@ func handleListTransactions(c *conn, hdr requestInfo, req kmsg.Request) (reply, 
 	ctx, cancel := c.requestContext()
 	defer cancel()
 	c.b.txns.startLed(c.b.view.Image())
-	for _, s := range c.b.txns.all() {
+	shards := c.b.txns.all()
+	for _, s := range shards {
 		if !s.Loaded() {
 			resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
-			resp.TransactionStates = nil
 			return now(resp), nil
 		}
+	}
+	if _, err := txn.IDPattern(r); err != nil {
+		resp.ErrorCode = kerr.InvalidRegularExpression.Code
+		return now(resp), nil
+	}
+	for _, s := range shards {
 		resp.TransactionStates = append(resp.TransactionStates, s.ListTransactions(ctx, r)...)
 	}
 	resp.UnknownStateFilters = txn.UnknownStateFilters(r.StateFilters)

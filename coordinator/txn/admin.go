@@ -2,6 +2,8 @@ package txn
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"regexp"
 	"sort"
 
@@ -57,9 +59,10 @@ func (s *Shard) DescribeTransaction(ctx context.Context, txnID string) kmsg.Desc
 // state names, case-sensitive; see UnknownStateFilters), ProducerIDFilters,
 // DurationFilterMillis (v1+: only transactions running longer than that)
 // and TransactionalIDPattern (v2+, a regular expression the whole ID must
-// match; the broker answers INVALID_REGULAR_EXPRESSION for a pattern that
-// does not compile, which here matches nothing). Empty filters match all.
-// Before Load completes it returns nothing; callers check Loaded.
+// match; see IDPattern: the broker answers INVALID_REGULAR_EXPRESSION for a
+// pattern that does not compile, which here matches nothing). Empty
+// filters match all. Before Load completes it returns nothing; callers
+// check Loaded.
 func (s *Shard) ListTransactions(ctx context.Context, req *kmsg.ListTransactionsRequest) []kmsg.ListTransactionsResponseTransactionState {
 	states := map[string]bool{}
 	for _, f := range req.StateFilters {
@@ -73,18 +76,11 @@ func (s *Shard) ListTransactions(ctx context.Context, req *kmsg.ListTransactions
 	if req.Version >= 1 {
 		duration = req.DurationFilterMillis
 	}
-	var pattern *regexp.Regexp
-	badPattern := false
-	if req.Version >= 2 && req.TransactionalIDPattern != nil && *req.TransactionalIDPattern != "" {
-		var err error
-		if pattern, err = regexp.Compile(`^(?:` + *req.TransactionalIDPattern + `)$`); err != nil {
-			badPattern = true
-		}
-	}
-	fail := func(int16) []kmsg.ListTransactionsResponseTransactionState { return nil }
-	if badPattern {
+	pattern, err := IDPattern(req)
+	if err != nil {
 		return nil
 	}
+	fail := func(int16) []kmsg.ListTransactionsResponseTransactionState { return nil }
 	return runtime.Call(ctx, s.loop, fail, func(reply func([]kmsg.ListTransactionsResponseTransactionState)) {
 		if s.loop.Ready() != 0 {
 			reply(nil)
@@ -109,6 +105,31 @@ func (s *Shard) ListTransactions(ctx context.Context, req *kmsg.ListTransactions
 		sort.Slice(out, func(i, j int) bool { return out[i].TransactionalID < out[j].TransactionalID })
 		reply(out)
 	})
+}
+
+// ErrInvalidIDPattern reports a ListTransactions transactional_id_pattern
+// that does not compile; the request answers INVALID_REGULAR_EXPRESSION.
+var ErrInvalidIDPattern = errors.New("txn: transactional ID pattern is not a valid regular expression")
+
+// IDPattern compiles the transactional_id_pattern of a ListTransactions
+// request (v2+) to match whole IDs, as Kafka's listTransactionStates
+// matches with Pattern.matcher(id).matches(). A null or empty pattern, or
+// a version without the field, is nil (no filter). A pattern that does
+// not compile is ErrInvalidIDPattern: Kafka answers
+// INVALID_REGULAR_EXPRESSION for the whole request (no transactions, no
+// unknown state filters). The pattern is Go's RE2 syntax, not Java's:
+// what RE2 cannot compile (backreferences, lookaround, possessive
+// quantifiers, ...) is refused even where Java would accept it, and the few
+// RE2-only forms are accepted.
+func IDPattern(req *kmsg.ListTransactionsRequest) (*regexp.Regexp, error) {
+	if req.Version < 2 || req.TransactionalIDPattern == nil || *req.TransactionalIDPattern == "" {
+		return nil, nil
+	}
+	raw := *req.TransactionalIDPattern
+	if _, err := regexp.Compile(raw); err != nil {
+		return nil, fmt.Errorf("%w: %q: %v", ErrInvalidIDPattern, raw, err)
+	}
+	return regexp.Compile(`^(?:` + raw + `)$`)
 }
 
 // UnknownStateFilters returns the state filters of a ListTransactions

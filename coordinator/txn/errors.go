@@ -62,15 +62,15 @@ func appendErrorCode(err error) int16 {
 }
 
 // allocErrorCode maps a failed ProducerIDAllocator.Next: a *kerr.Error
-// chooses its own code, anything else is COORDINATOR_NOT_AVAILABLE so that
-// clients retry (Kafka answers the exception's code, usually a retriable
-// one while a producer ID block is being fetched).
+// chooses its own code, anything else is COORDINATOR_LOAD_IN_PROGRESS,
+// what Kafka's producer ID manager throws while it has no block at hand
+// (retriable, without a coordinator lookup).
 func allocErrorCode(err error) int16 {
 	var ke *kerr.Error
 	if errors.As(err, &ke) {
 		return ke.Code
 	}
-	return errCoordinatorNotAvailable
+	return kerr.CoordinatorLoadInProgress.Code
 }
 
 // fencedCompat turns PRODUCER_FENCED into INVALID_PRODUCER_EPOCH for

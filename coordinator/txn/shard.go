@@ -21,7 +21,8 @@ type Log interface {
 // ProducerIDAllocator hands out cluster-unique producer IDs (the broker's
 // etcd-backed block allocator). Next may block on I/O; the shard never calls
 // it on its loop. A *kerr.Error in the chain picks the code the request
-// answers; anything else answers COORDINATOR_NOT_AVAILABLE.
+// answers; anything else answers COORDINATOR_LOAD_IN_PROGRESS (Kafka's
+// answer while its producer ID manager has no block at hand).
 type ProducerIDAllocator interface {
 	Next(ctx context.Context) (int64, error)
 }

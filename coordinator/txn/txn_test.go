@@ -525,7 +525,7 @@ func TestAppendFailureChangesNothing(t *testing.T) {
 		t.Fatalf("failed writes changed state: %+v", d)
 	}
 	e.ids.fail.Store(true)
-	wantCode(t, "allocator down", initPID(t, e.s, 4, "new", 1000, -1, -1).ErrorCode, kerr.CoordinatorNotAvailable)
+	wantCode(t, "allocator down", initPID(t, e.s, 4, "new", 1000, -1, -1).ErrorCode, kerr.CoordinatorLoadInProgress)
 	e.ids.fail.Store(false)
 	mustInit(t, e.s, "new")
 }
