@@ -4,6 +4,12 @@ package broker
 // request closes the connection, as in Kafka 4.x)
 //
 // Behavior:
+// * Checked in Kafka's order: a transactional batch in a request without a
+//   transactional ID refuses every partition
+//   (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); then per partition its
+//   existence (UNKNOWN_TOPIC_OR_PARTITION), the first batch's format (magic
+//   0/1 INVALID_RECORD, zstd below v7 UNSUPPORTED_COMPRESSION_TYPE), the
+//   transaction, acks (INVALID_REQUIRED_ACKS), and then the append.
 // * Each partition's record set is validated whole (magic 2, CRC-32C, sizes,
 //   max.message.bytes) before anything of it is written.
 // * Offsets and the leader epoch are assigned by rewriting the batch header;
@@ -13,7 +19,10 @@ package broker
 //   compacted topic is INVALID_RECORD, a CreateTime timestamp outside
 //   message.timestamp.before/after.max.ms INVALID_TIMESTAMP (KIP-937); one
 //   such record refuses the whole batch, and v8+ names each in
-//   record_errors with an error_message.
+//   record_errors with an error_message. Records that do not decode are
+//   INVALID_RECORD when a check reads them; Kafka reads every record, so
+//   it also refuses them when no check needs them, where kbroker appends
+//   them undecoded.
 // * Idempotent batches are checked against the producer's last five batches:
 //   duplicates get their original offset back, gaps
 //   OUT_OF_ORDER_SEQUENCE_NUMBER, stale epochs INVALID_PRODUCER_EPOCH.
@@ -34,7 +43,7 @@ package broker
 //
 // Version notes:
 // * v3: transactional ID, record batch v2 only; v5: log start offset;
-//   v8: record errors, error message; v9: flexible; v10: current leader
+//   v7: zstd (UNSUPPORTED_COMPRESSION_TYPE below); v8: record errors, error message; v9: flexible; v10: current leader
 //   and node endpoints after NOT_LEADER_OR_FOLLOWER / FENCED_LEADER_EPOCH
 //   (KIP-951, tagged; leader_hints.go); v13: topic IDs.
 
@@ -56,10 +65,15 @@ func handleProduce(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
 	resp := r.ResponseKind().(*kmsg.ProduceResponse)
 	img := c.b.view.Image()
 
+	// Kafka refuses the whole request, every partition alike, when a
+	// partition's records are transactional and no transactional ID came
+	// with them: TRANSACTIONAL_ID_AUTHORIZATION_FAILED, checked before
+	// topics, records and acks, and even without an authorizer.
 	var reqErr *kerr.Error
-	if r.Acks != 0 && r.Acks != 1 && r.Acks != -1 {
-		reqErr = kerr.InvalidRequiredAcks
+	if r.TransactionID == nil && hasTransactionalBatch(r) {
+		reqErr = kerr.TransactionalIDAuthorizationFailed
 	}
+	validAcks := r.Acks == 0 || r.Acks == 1 || r.Acks == -1
 	failed := false
 	// acks=all appends wait for the high watermark after the loop.
 	type hwWait struct {
@@ -84,10 +98,22 @@ func handleProduce(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
 			sp := kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
+			// Kafka's order: the topic and partition, the records' format
+			// (ProduceRequest.validateRecords), the transaction, then acks
+			// (ReplicaManager.appendRecords), then the append.
 			if reqErr != nil {
 				sp.ErrorCode = reqErr.Code
+			} else if name == "" || !partitionExists(img, name, rp.Partition) {
+				sp.ErrorCode = produceErrorCode(c, name, rp.Partition, errUnknownPartition, r.Version)
+			} else if code := recordsFormatCode(c, name, rp, r.Version); code != 0 {
+				sp.ErrorCode = code
 			} else if code, verified := c.checkTransaction(r, name, rp); code != 0 {
 				sp.ErrorCode = code
+			} else if !validAcks {
+				if verified != nil {
+					verified.p.EndVerification(verified.producerID, verified.guard)
+				}
+				sp.ErrorCode = kerr.InvalidRequiredAcks.Code
 			} else {
 				p, res, err := c.produceTo(name, rp.Partition, rp.Records, r.Acks == -1, hdr.clientID == adminClientID, verified)
 				if err != nil {
@@ -223,6 +249,39 @@ func transactionCheckCode(code int16, produceVersion int16) int16 {
 	return code
 }
 
+// hasTransactionalBatch reports whether any partition's records start
+// with a whole transactional batch (Kafka's
+// RequestUtils.hasTransactionalRecords, which looks at each partition's
+// first batch only).
+func hasTransactionalBatch(r *kmsg.ProduceRequest) bool {
+	for _, rt := range r.Topics {
+		for _, rp := range rt.Partitions {
+			h, err := batch.ParseHeader(rp.Records)
+			if err == nil && h.TotalSize() <= len(rp.Records) && h.IsTransactional() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// recordsFormatCode checks a partition's first batch as Kafka's
+// ProduceRequest.validateRecords does before anything else looks at the
+// records: a legacy (magic 0 or 1) batch is INVALID_RECORD, a whole
+// zstd-compressed batch below Produce v7 (KIP-110)
+// UNSUPPORTED_COMPRESSION_TYPE. Anything else wrong with the records is
+// left to the append's validation.
+func recordsFormatCode(c *conn, topic string, rp kmsg.ProduceRequestTopicPartition, version int16) int16 {
+	h, err := batch.ParseHeader(rp.Records)
+	switch {
+	case errors.Is(err, batch.ErrUnsupportedMagic):
+		return produceErrorCode(c, topic, rp.Partition, err, version)
+	case err == nil && version < 7 && h.Codec() == batch.CodecZstd && h.TotalSize() <= len(rp.Records):
+		return kerr.UnsupportedCompressionType.Code
+	}
+	return 0
+}
+
 // adminClientID is the client ID Kafka lets append to internal topics
 // (AdminUtils.ADMIN_CLIENT_ID).
 const adminClientID = "__admin_client"
@@ -235,19 +294,13 @@ var errInternalTopic = errors.New("broker: cannot append to an internal topic")
 // verification when verified is set. With acks=all the ISR must meet
 // min.insync.replicas first (NOT_ENOUGH_REPLICAS), as in Kafka. Internal
 // topics take appends only with internalAllowed (the admin client ID).
+// handleProduce has checked that the partition exists.
 func (c *conn) produceTo(topic string, partition int32, records []byte, acksAll, internalAllowed bool, verified *verifiedAppend) (*replica.Partition, replica.AppendResult, error) {
 	if verified != nil {
 		defer verified.p.EndVerification(verified.producerID, verified.guard)
 	}
-	if topic == "" {
-		return nil, replica.AppendResult{}, errUnknownPartition
-	}
 	if isInternalTopic(topic) && !internalAllowed {
-		// As Kafka: a partition it does not know is UNKNOWN_TOPIC_OR_PARTITION
-		// first; leadership and the records are never looked at.
-		if !partitionExists(c.b.view.Image(), topic, partition) {
-			return nil, replica.AppendResult{}, errUnknownPartition
-		}
+		// As Kafka: leadership and the batch's contents are never looked at.
 		return nil, replica.AppendResult{}, fmt.Errorf("%s-%d: %w", topic, partition, errInternalTopic)
 	}
 	p, err := c.b.partitions.leaderFor(topic, partition)

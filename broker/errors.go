@@ -48,7 +48,9 @@ var errorCodes = []struct {
 
 	// What a produced batch carries.
 	{batch.ErrTooLarge, kerr.MessageTooLarge},
-	{batch.ErrUnsupportedMagic, kerr.UnsupportedForMessageFormat},
+	// A legacy (magic 0 or 1) batch: Kafka 4.x's ProduceRequest.validateRecords
+	// answers INVALID_RECORD, not UNSUPPORTED_FOR_MESSAGE_FORMAT.
+	{batch.ErrUnsupportedMagic, kerr.InvalidRecord},
 	{batch.ErrInvalidRecord, kerr.InvalidRecord},
 	{batch.ErrInvalidTimestamp, kerr.InvalidTimestamp},
 	{batch.ErrCorrupt, kerr.CorruptMessage},

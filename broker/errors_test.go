@@ -47,7 +47,7 @@ func TestErrorCodeOfEverySentinel(t *testing.T) {
 		{context.DeadlineExceeded, kerr.RequestTimedOut, false},
 		{storage.ErrOffsetOutOfRange, kerr.OffsetOutOfRange, false},
 		{batch.ErrTooLarge, kerr.MessageTooLarge, false},
-		{batch.ErrUnsupportedMagic, kerr.UnsupportedForMessageFormat, false},
+		{batch.ErrUnsupportedMagic, kerr.InvalidRecord, false},
 		{batch.ErrInvalidRecord, kerr.InvalidRecord, false},
 		{batch.ErrInvalidTimestamp, kerr.InvalidTimestamp, false},
 		{batch.ErrCorrupt, kerr.CorruptMessage, false},

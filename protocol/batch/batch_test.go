@@ -41,6 +41,13 @@ func TestParseHeaderErrors(t *testing.T) {
 	if _, err := ParseHeader(old[:30]); !errors.Is(err, ErrUnsupportedMagic) {
 		t.Fatalf("magic 1: %v", err)
 	}
+	for _, m := range []byte{3, 0xff} {
+		bad := bytes.Clone(good)
+		bad[16] = m
+		if _, err := ParseHeader(bad); !errors.Is(err, ErrCorrupt) || errors.Is(err, ErrUnsupportedMagic) {
+			t.Fatalf("magic %d (no format has it): %v, want ErrCorrupt", int8(m), err)
+		}
+	}
 	short := bytes.Clone(good)
 	short[8], short[9], short[10], short[11] = 0, 0, 0, 48
 	if _, err := ParseHeader(short); !errors.Is(err, ErrCorrupt) {

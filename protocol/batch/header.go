@@ -44,16 +44,22 @@ const (
 // Sentinel errors. They are wrapped with context; test them with errors.Is.
 var (
 	// ErrCorrupt maps to CORRUPT_MESSAGE: bad CRC, inconsistent lengths,
-	// truncated bytes or undecodable records.
+	// truncated bytes, an invalid magic byte, or undecodable records read
+	// back from a log (RecordRules.Check refuses a producer's undecodable
+	// records with ErrInvalidRecord).
 	ErrCorrupt = errors.New("batch: corrupt message")
 	// ErrTooLarge maps to MESSAGE_TOO_LARGE: a batch above the size limit,
 	// or records that decompress beyond MaxDecompressedSize.
 	ErrTooLarge = errors.New("batch: message too large")
-	// ErrUnsupportedMagic reports a batch whose magic byte is not 2.
+	// ErrUnsupportedMagic reports a batch in a legacy message format
+	// (magic 0 or 1), which Kafka 4.x no longer takes from producers
+	// (INVALID_RECORD). A magic byte that no format has is ErrCorrupt, as
+	// Kafka's batch iterator finds it (CORRUPT_MESSAGE).
 	ErrUnsupportedMagic = errors.New("batch: unsupported magic")
 	// ErrInvalidRecord maps to INVALID_RECORD: a well-formed batch that
 	// breaks a rule producers must follow (record count vs offset delta, a
-	// record without a key on a compacted topic: see RecordRules).
+	// record without a key on a compacted topic, records that do not
+	// decode: see RecordRules).
 	ErrInvalidRecord = errors.New("batch: invalid record")
 	// ErrInvalidTimestamp maps to INVALID_TIMESTAMP: a record whose
 	// timestamp is outside the topic's bounds, or a producer's batch that
@@ -82,12 +88,19 @@ type Header struct {
 
 // ParseHeader decodes the header at the start of b. It needs at least
 // HeaderSize bytes (ErrCorrupt otherwise), a magic byte of 2
-// (ErrUnsupportedMagic otherwise; checked first so that short legacy
-// messages report their magic) and a BatchLength that covers at least the
-// header. It does not check that the whole batch is present or its CRC.
+// (ErrUnsupportedMagic for the legacy 0 and 1, ErrCorrupt for any other
+// value; checked first so that short legacy messages report their magic)
+// and a BatchLength that covers at least the header. It does not check
+// that the whole batch is present or its CRC.
 func ParseHeader(b []byte) (Header, error) {
-	if len(b) > offMagic && b[offMagic] != 2 {
-		return Header{}, fmt.Errorf("%w: magic %d", ErrUnsupportedMagic, int8(b[offMagic]))
+	if len(b) > offMagic {
+		switch m := int8(b[offMagic]); m {
+		case 2:
+		case 0, 1:
+			return Header{}, fmt.Errorf("%w: magic %d", ErrUnsupportedMagic, m)
+		default:
+			return Header{}, fmt.Errorf("%w: invalid magic %d", ErrCorrupt, m)
+		}
 	}
 	if len(b) < HeaderSize {
 		return Header{}, fmt.Errorf("%w: %d bytes, need %d for a batch header", ErrCorrupt, len(b), HeaderSize)

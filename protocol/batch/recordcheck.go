@@ -89,8 +89,11 @@ func (e *RecordErrors) Message() string {
 }
 
 // Check applies the rules to one whole batch b with header h, which
-// Validate has passed. It returns nil, a *RecordErrors, or an error
-// wrapping ErrCorrupt (or ErrTooLarge) for records that do not decode.
+// Validate has passed. It returns nil, a *RecordErrors, an error wrapping
+// ErrInvalidRecord for records that do not decode (bad sizes, bytes left
+// after the last record: Kafka's record iterator throws
+// InvalidRecordException), or one wrapping ErrCorrupt or ErrTooLarge for a
+// compressed section that does not decompress.
 //
 // Records are decoded only when a rule needs them: on a compacted topic,
 // for a batch claiming LogAppendTime, for a finite
@@ -123,7 +126,7 @@ func (r *RecordRules) Check(b []byte, h Header) error {
 	for i := int32(0); i < h.NumRecords; i++ {
 		m, err := d.recordMeta()
 		if err != nil {
-			return fmt.Errorf("record %d: %w", i, err)
+			return fmt.Errorf("%w: record %d does not decode: %v", ErrInvalidRecord, i, err)
 		}
 		if r.RequireKeys && m.keyLen < 0 {
 			if keyError == "" {
@@ -152,7 +155,7 @@ func (r *RecordRules) Check(b []byte, h Header) error {
 		}
 	}
 	if len(d.b) != 0 {
-		return fmt.Errorf("%w: %d bytes after the last of %d records", ErrCorrupt, len(d.b), h.NumRecords)
+		return fmt.Errorf("%w: %d bytes after the last of %d records", ErrInvalidRecord, len(d.b), h.NumRecords)
 	}
 	if len(errs) == 0 {
 		return nil

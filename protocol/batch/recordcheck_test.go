@@ -244,7 +244,8 @@ func putInt64(b []byte, v int64) {
 
 // TestRecordsDecodedOnlyWhenNeeded: the header settles the common cases
 // without reading a record (a batch whose records do not decode passes);
-// a rule that needs the records reads them (and finds them corrupt).
+// a rule that needs the records reads them and refuses records that do not
+// decode with ErrInvalidRecord, as Kafka's record iterator does.
 func TestRecordsDecodedOnlyWhenNeeded(t *testing.T) {
 	lat := createTime(0, 0)
 	lat.LogAppendTime = true
@@ -272,8 +273,9 @@ func TestRecordsDecodedOnlyWhenNeeded(t *testing.T) {
 		{"MaxTimestamp beyond after bound", createTime(noBound, hourMs), testNow + hourMs + 1},
 	}
 	for _, c := range decoded {
-		if err := check(t, c.rules, corruptRecords(t, c.maxTS)); !errors.Is(err, ErrCorrupt) {
-			t.Errorf("%s: %v, want the records read and ErrCorrupt", c.name, err)
+		var refused *RecordErrors
+		if err := check(t, c.rules, corruptRecords(t, c.maxTS)); !errors.Is(err, ErrInvalidRecord) || errors.Is(err, ErrCorrupt) || errors.As(err, &refused) {
+			t.Errorf("%s: %v, want the records read and ErrInvalidRecord", c.name, err)
 		}
 	}
 }

@@ -5,7 +5,7 @@ import "fmt"
 // Validate walks a record set of one or more concatenated v2 batches, as a
 // produce request or a replica fetch carries it, and returns their headers.
 // For every batch it checks, in Kafka's order: magic 2
-// (ErrUnsupportedMagic), a sane length that stays inside b with no partial
+// (ErrUnsupportedMagic for 0 and 1, ErrCorrupt for others), a sane length that stays inside b with no partial
 // batch trailing (ErrCorrupt), TotalSize <= maxBatchBytes (ErrTooLarge), the
 // CRC-32C (ErrCorrupt), a known codec (ErrCorrupt), and NumRecords >= 1 and
 // equal to LastOffsetDelta+1, which every producer batch satisfies
