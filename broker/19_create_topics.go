@@ -6,9 +6,15 @@ package broker
 // * Sent to the controller; other brokers answer NOT_CONTROLLER.
 // * num_partitions / replication_factor of -1 take the broker defaults
 //   (KIP-464); explicit replica assignments exclude both.
-// * Topic configs are validated (INVALID_CONFIG) and stored with the topic.
+// * Topic configs are validated (INVALID_CONFIG; a null value too) and
+//   stored with the topic.
 // * validate_only checks everything and creates nothing.
 // * A name given twice in one request fails for each occurrence.
+// * Checks run in the order of Kafka's controller: the name (invalid, or
+//   colliding with an existing topic on '.' versus '_':
+//   INVALID_TOPIC_EXCEPTION), existence, configs, then counts and the
+//   explicit assignment. An assignment may name a broker in controlled
+//   shutdown as long as one of the partition's replicas is not.
 //
 // Version notes:
 // * v5: the response carries partitions, replication factor and configs;
@@ -33,6 +39,10 @@ func handleCreateTopics(c *conn, hdr requestInfo, req kmsg.Request) (reply, erro
 	}
 
 	repeated := repeatedNames(r.Topics, func(rt kmsg.CreateTopicsRequestTopic) string { return rt.Topic })
+	// Every topic is checked against the topics that existed before the
+	// request, as Kafka's controller checks one request against its state:
+	// two new names that collide on '.' versus '_' are both created.
+	img := c.b.view.Image()
 	for _, rt := range r.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
@@ -55,25 +65,22 @@ func handleCreateTopics(c *conn, hdr requestInfo, req kmsg.Request) (reply, erro
 		for _, cfg := range rt.Configs {
 			if cfg.Value != nil {
 				tr.configs[cfg.Name] = *cfg.Value
+			} else {
+				tr.nullConfigs = append(tr.nullConfigs, cfg.Name)
 			}
 		}
 		if len(rt.ReplicaAssignment) > 0 {
 			tr.assignment = make([][]int32, len(rt.ReplicaAssignment))
-			ok := true
 			for _, a := range rt.ReplicaAssignment {
 				if a.Partition < 0 || int(a.Partition) >= len(tr.assignment) || tr.assignment[a.Partition] != nil {
-					ok = false
+					tr.assignment = nil
+					tr.assignmentErr = topicErr(kerr.InvalidReplicaAssignment, "Partitions should be a consecutive 0-based integer sequence, each listed once.")
 					break
 				}
 				tr.assignment[a.Partition] = a.Replicas
 			}
-			if !ok {
-				fail(topicErr(kerr.InvalidReplicaAssignment, "Partitions should be a consecutive 0-based integer sequence, each listed once."))
-				resp.Topics = append(resp.Topics, st)
-				continue
-			}
 		}
-		spec, states, terr := c.b.planTopic(c.b.view.Image(), tr)
+		spec, states, terr := c.b.planTopic(img, tr)
 		if terr == nil && !r.ValidateOnly {
 			terr = c.b.createTopic(ctx, spec, states)
 		}

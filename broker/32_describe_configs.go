@@ -10,6 +10,11 @@ package broker
 // * Brokers: every broker key this broker implements, read-only (kbroker has
 //   no dynamic broker configs yet).
 // * A null config-name list means all keys.
+// * CLIENT_METRICS: kbroker has no subscriptions, so a named one is described
+//   with no configs (Kafka's answer for an unknown one); BROKER_LOGGER and
+//   GROUP are refused with INVALID_REQUEST.
+// * An invalid topic name is INVALID_TOPIC_EXCEPTION; a resource type Kafka
+//   does not know fails the whole request, every resource INVALID_REQUEST.
 //
 // Version notes:
 // * v1: synonyms, config source; v3: config type and documentation; v4: flexible.
@@ -32,13 +37,39 @@ const (
 
 // Resource types.
 const (
-	resourceTopic  = 2
-	resourceBroker = 4
+	resourceTopic         = 2
+	resourceBroker        = 4
+	resourceBrokerLogger  = 8
+	resourceClientMetrics = 16
+	resourceGroup         = 32
 )
+
+// knownResourceType reports whether t is a config resource type Kafka knows
+// (ConfigResource.Type), whether or not kbroker serves it.
+func knownResourceType(t kmsg.ConfigResourceType) bool {
+	switch t {
+	case resourceTopic, resourceBroker, resourceBrokerLogger, resourceClientMetrics, resourceGroup:
+		return true
+	}
+	return false
+}
 
 func handleDescribeConfigs(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
 	r := req.(*kmsg.DescribeConfigsRequest)
 	resp := r.ResponseKind().(*kmsg.DescribeConfigsResponse)
+	for _, rr := range r.Resources {
+		if !knownResourceType(rr.ResourceType) {
+			// Kafka's handler throws for the whole request: every
+			// resource answers INVALID_REQUEST.
+			for _, res := range r.Resources {
+				out := kmsg.NewDescribeConfigsResponseResource()
+				out.ResourceType, out.ResourceName = res.ResourceType, res.ResourceName
+				out.ErrorCode, out.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr(kerr.InvalidRequest.Description)
+				resp.Resources = append(resp.Resources, out)
+			}
+			return now(resp), nil
+		}
+	}
 	img := c.b.view.Image()
 	for _, rr := range r.Resources {
 		out := kmsg.NewDescribeConfigsResponseResource()
@@ -56,6 +87,11 @@ func handleDescribeConfigs(c *conn, hdr requestInfo, req kmsg.Request) (reply, e
 		}
 		switch rr.ResourceType {
 		case resourceTopic:
+			if err := validateTopicName(rr.ResourceName); err != nil {
+				out.ErrorCode = kerr.InvalidTopicException.Code
+				out.ErrorMessage = kmsg.StringPtr(err.Error())
+				break
+			}
 			t := img.Topics[rr.ResourceName]
 			if t == nil {
 				out.ErrorCode = kerr.UnknownTopicOrPartition.Code
@@ -64,10 +100,18 @@ func handleDescribeConfigs(c *conn, hdr requestInfo, req kmsg.Request) (reply, e
 			}
 			out.Configs = describeTopic(c.b.cfg, t.Configs, wanted, r.IncludeSynonyms, r.IncludeDocumentation)
 		case resourceBroker:
-			if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(c.b.nodeID)) {
-				out.ErrorCode = kerr.InvalidRequest.Code
-				out.ErrorMessage = kmsg.StringPtr("Broker " + rr.ResourceName + " does not match this broker's id; send the request to that broker.")
-				break
+			if rr.ResourceName != "" {
+				id, err := strconv.ParseInt(rr.ResourceName, 10, 32)
+				if err != nil {
+					out.ErrorCode = kerr.InvalidRequest.Code
+					out.ErrorMessage = kmsg.StringPtr("Broker id must be an integer, but it is: " + rr.ResourceName)
+					break
+				}
+				if int32(id) != c.b.nodeID {
+					out.ErrorCode = kerr.InvalidRequest.Code
+					out.ErrorMessage = kmsg.StringPtr("Broker " + rr.ResourceName + " does not match this broker's id; send the request to that broker.")
+					break
+				}
 			}
 			for _, e := range c.b.cfg.Describe() {
 				if !wanted(e.Name) {
@@ -89,6 +133,13 @@ func handleDescribeConfigs(c *conn, hdr requestInfo, req kmsg.Request) (reply, e
 					rc.ConfigSynonyms = append(rc.ConfigSynonyms, s)
 				}
 				out.Configs = append(out.Configs, rc)
+			}
+		case resourceClientMetrics:
+			// kbroker has no client metrics subscriptions: a named one is
+			// described with no configs, as Kafka describes an unknown one.
+			if rr.ResourceName == "" {
+				out.ErrorCode = kerr.InvalidRequest.Code
+				out.ErrorMessage = kmsg.StringPtr("Client metrics subscription name must not be empty")
 			}
 		default:
 			out.ErrorCode = kerr.InvalidRequest.Code

@@ -5,7 +5,9 @@ package broker
 // Behavior:
 // * Sent to the controller; other brokers answer NOT_CONTROLLER.
 // * The count must exceed the current one (INVALID_PARTITIONS); explicit
-//   assignments, when given, list replicas for each new partition only.
+//   assignments, when given, list replicas for each new partition only,
+//   checked as CreateTopics checks them (registered brokers, none twice,
+//   the topic's replication factor, one replica not shutting down).
 // * validate_only checks everything and changes nothing.
 //
 // Version notes:
@@ -15,7 +17,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -74,16 +75,11 @@ func (b *Broker) addPartitions(ctx context.Context, rt kmsg.CreatePartitionsRequ
 	var assignment [][]int32
 	if rt.Assignment != nil {
 		if len(rt.Assignment) != added {
-			return topicErr(kerr.InvalidReplicaAssignment, "Increasing the number of partitions by %d but %d assignments provided.", added, len(rt.Assignment))
+			return topicErr(kerr.InvalidReplicaAssignment, "Attempted to add %d additional partition(s), but only %d assignment(s) were specified.", added, len(rt.Assignment))
 		}
 		for i, a := range rt.Assignment {
-			if len(a.Replicas) != rf {
-				return topicErr(kerr.InvalidReplicaAssignment, "Inconsistent replication factor between partitions, partition 0 has %d while partition %d has replicas %v.", rf, int(current)+i, a.Replicas)
-			}
-			for _, id := range a.Replicas {
-				if !slices.Contains(brokers, id) {
-					return topicErr(kerr.InvalidReplicaAssignment, "Unknown broker(s) in replica assignment: %d.", id)
-				}
+			if terr := checkReplicaAssignment(img, int(current)+i, a.Replicas, rf); terr != nil {
+				return terr
 			}
 			assignment = append(assignment, a.Replicas)
 		}

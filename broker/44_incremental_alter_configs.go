@@ -8,6 +8,12 @@ package broker
 //   (INVALID_CONFIG) and stored in etcd with a compare-and-swap on the topic
 //   key; validate_only changes nothing.
 // * Broker configs are static in kbroker for now: INVALID_REQUEST says so.
+// * Checked first, as Kafka's broker does (checkConfigResource): a resource
+//   given twice, a config name given twice, a null value for SET, APPEND or
+//   SUBTRACT, and an unknown operation are INVALID_REQUEST. Then, as its
+//   controller does: APPEND/SUBTRACT on a non-list key (INVALID_CONFIG),
+//   the topic name (INVALID_TOPIC_EXCEPTION), the configs (INVALID_CONFIG)
+//   and last whether the topic exists.
 //
 // Version notes:
 // * v1: flexible.
@@ -16,7 +22,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,23 +38,74 @@ import (
 func handleIncrementalAlterConfigs(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
 	r := req.(*kmsg.IncrementalAlterConfigsRequest)
 	resp := r.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
+	repeated := repeatedNames(r.Resources, func(rr kmsg.IncrementalAlterConfigsRequestResource) string {
+		return configResourceKey(int8(rr.ResourceType), rr.ResourceName)
+	})
 	for _, rr := range r.Resources {
 		out := kmsg.NewIncrementalAlterConfigsResponseResource()
 		out.ResourceType, out.ResourceName = rr.ResourceType, rr.ResourceName
-		terr := c.b.alterTopicConfigs(int8(rr.ResourceType), rr.ResourceName, r.ValidateOnly, func(cur map[string]string) error {
-			for _, op := range rr.Configs {
-				if err := applyConfigOp(cur, op.Name, op.Op, op.Value); err != nil {
-					return err
-				}
+		var names, nulls []string
+		var unknownOp *kmsg.IncrementalAlterConfigOp
+		for _, op := range rr.Configs {
+			names = append(names, op.Name)
+			if op.Op != kmsg.IncrementalAlterConfigOpDelete && op.Value == nil {
+				nulls = append(nulls, op.Name)
 			}
-			return nil
-		})
+			if unknownOp == nil && (op.Op < kmsg.IncrementalAlterConfigOpSet || op.Op > kmsg.IncrementalAlterConfigOpSubtract) {
+				unknownOp = &op.Op
+			}
+		}
+		terr := checkConfigResource(repeated[configResourceKey(int8(rr.ResourceType), rr.ResourceName)], names, nulls)
+		if terr == nil && unknownOp != nil {
+			// Kafka's broker refuses this for a BROKER resource; for a
+			// topic its controller fails on it with an internal error.
+			terr = topicErr(kerr.InvalidRequest, "Unknown operations type %d", *unknownOp)
+		}
+		if terr == nil {
+			terr = c.b.alterTopicConfigs(int8(rr.ResourceType), rr.ResourceName, r.ValidateOnly, func(cur map[string]string) error {
+				for _, op := range rr.Configs {
+					if err := applyConfigOp(cur, op.Name, op.Op, op.Value); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
 		if terr != nil {
 			out.ErrorCode, out.ErrorMessage = terr.err.Code, kmsg.StringPtr(terr.msg)
 		}
 		resp.Resources = append(resp.Resources, out)
 	}
 	return now(resp), nil
+}
+
+// configResourceKey identifies a resource of AlterConfigs and
+// IncrementalAlterConfigs, which a request may name only once.
+func configResourceKey(resourceType int8, name string) string {
+	return strconv.Itoa(int(resourceType)) + "/" + name
+}
+
+// checkConfigResource makes the checks Kafka's broker makes on a resource of
+// AlterConfigs and IncrementalAlterConfigs before it forwards the rest to
+// the controller (ConfigAdminManager.preprocess), in its order: the
+// resource given more than once in the request (every occurrence fails), a
+// config name given twice, a null value (other than for DELETE). All three
+// are INVALID_REQUEST.
+func checkConfigResource(repeated bool, names, nulls []string) *topicError {
+	if repeated {
+		return topicErr(kerr.InvalidRequest, "Each resource must appear at most once.")
+	}
+	seen := make(map[string]bool, len(names))
+	for _, n := range names {
+		if seen[n] {
+			return topicErr(kerr.InvalidRequest, "Error due to duplicate config keys")
+		}
+		seen[n] = true
+	}
+	if len(nulls) > 0 {
+		return topicErr(kerr.InvalidRequest, "Null value not supported for : %s", strings.Join(nulls, ", "))
+	}
+	return nil
 }
 
 // applyConfigOp applies one incremental operation to a topic's overrides.
@@ -97,16 +156,23 @@ func (b *Broker) alterTopicConfigs(resourceType int8, name string, validateOnly 
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
+		// Kafka's controller order: apply the operations, check the name,
+		// validate the resulting configs, and only then check that the
+		// topic exists (an invalid config on an unknown topic is
+		// INVALID_CONFIG).
 		t := b.view.Image().Topics[name]
-		if t == nil {
-			return topicErr(kerr.UnknownTopicOrPartition, "Topic '%s' does not exist.", name)
-		}
-		next := make(map[string]string, len(t.Configs))
-		for k, v := range t.Configs {
-			next[k] = v
+		next := map[string]string{}
+		if t != nil {
+			maps.Copy(next, t.Configs)
 		}
 		if err := change(next); err != nil {
 			return topicErr(kerr.InvalidConfig, "%v", err)
+		}
+		if name == "" {
+			return topicErr(kerr.InvalidRequest, "Default topic resources are not allowed.")
+		}
+		if err := validateTopicName(name); err != nil {
+			return topicErr(kerr.InvalidTopicException, "%v", err)
 		}
 		for k, v := range next {
 			if err := config.ValidateTopicConfig(k, v); err != nil {
@@ -115,6 +181,9 @@ func (b *Broker) alterTopicConfigs(resourceType int8, name string, validateOnly 
 		}
 		if _, err := config.ResolveTopicConfig(b.cfg, next); err != nil {
 			return topicErr(kerr.InvalidConfig, "%v", err)
+		}
+		if t == nil {
+			return topicErr(kerr.UnknownTopicOrPartition, "The topic '%s' does not exist.", name)
 		}
 		if validateOnly {
 			return nil

@@ -61,7 +61,63 @@ type topicRequest struct {
 	partitions int32
 	rf         int16
 	assignment [][]int32 // explicit replica lists per partition, or nil
-	configs    map[string]string
+	// assignmentErr is set when the explicit assignment does not list
+	// partitions 0..n-1 once each; planTopic answers it where Kafka's
+	// controller does, after the name, config and count checks.
+	assignmentErr *topicError
+	configs       map[string]string
+	nullConfigs   []string // config names given with a null value
+}
+
+// unifyCollisionChars maps '.' to '_': two topic names that are equal after
+// it collide, since both become the same metric name (Kafka's
+// Topic.unifyCollisionChars).
+func unifyCollisionChars(name string) string { return strings.ReplaceAll(name, ".", "_") }
+
+// collidingTopic returns an existing topic other than name that collides
+// with it on '.' versus '_', or "" when there is none.
+func collidingTopic(img *etcd.Image, name string) string {
+	if !strings.ContainsAny(name, "._") {
+		return ""
+	}
+	unified := unifyCollisionChars(name)
+	var found string
+	for existing := range img.Topics {
+		if existing != name && unifyCollisionChars(existing) == unified && (found == "" || existing < found) {
+			found = existing
+		}
+	}
+	return found
+}
+
+// checkReplicaAssignment applies Kafka's checks on one partition's explicit
+// replica list (ReplicationControlManager's validateManualPartitionAssignment
+// and the fenced check after it), for CreateTopics and CreatePartitions
+// alike: not empty, only registered brokers, none twice, rf replicas, and
+// at least one replica not in controlled shutdown (it leads; the others
+// join the ISR when they are back).
+func checkReplicaAssignment(img *etcd.Image, partition int, replicas []int32, rf int) *topicError {
+	if len(replicas) == 0 {
+		return topicErr(kerr.InvalidReplicaAssignment, "The manual partition assignment includes an empty replica list.")
+	}
+	sorted := slices.Sorted(slices.Values(replicas))
+	for i, id := range sorted {
+		if _, ok := img.Brokers[id]; !ok {
+			return topicErr(kerr.InvalidReplicaAssignment, "The manual partition assignment includes broker %d, but no such broker is registered.", id)
+		}
+		if i > 0 && sorted[i-1] == id {
+			return topicErr(kerr.InvalidReplicaAssignment, "The manual partition assignment includes the broker %d more than once.", id)
+		}
+	}
+	if len(replicas) != rf {
+		return topicErr(kerr.InvalidReplicaAssignment, "The manual partition assignment includes a partition with %d replica(s), but this is not consistent with previous partitions, which have %d replica(s).", len(replicas), rf)
+	}
+	for _, id := range replicas {
+		if !img.Brokers[id].ShuttingDown {
+			return nil
+		}
+	}
+	return topicErr(kerr.InvalidReplicaAssignment, "All brokers specified in the manual partition assignment for partition %d are fenced or in controlled shutdown.", partition)
 }
 
 // topicError is a kerr code with Kafka's message for the response.
@@ -89,6 +145,12 @@ func (b *Broker) planTopic(img *etcd.Image, tr topicRequest) (etcd.TopicSpec, []
 	if img.Topics[tr.name] != nil {
 		return spec, nil, topicErr(kerr.TopicAlreadyExists, "Topic '%s' already exists.", tr.name)
 	}
+	if other := collidingTopic(img, tr.name); other != "" {
+		return spec, nil, topicErr(kerr.InvalidTopicException, "Topic '%s' collides with existing topic: %s", tr.name, other)
+	}
+	if len(tr.nullConfigs) > 0 {
+		return spec, nil, topicErr(kerr.InvalidConfig, "Null value not supported for topic configs: %s", strings.Join(tr.nullConfigs, ","))
+	}
 	for k, v := range tr.configs {
 		if err := config.ValidateTopicConfig(k, v); err != nil {
 			return spec, nil, topicErr(kerr.InvalidConfig, "%v", err)
@@ -96,26 +158,16 @@ func (b *Broker) planTopic(img *etcd.Image, tr topicRequest) (etcd.TopicSpec, []
 	}
 	brokers := liveBrokerIDs(img)
 	var assignment [][]int32
-	if len(tr.assignment) > 0 {
+	if len(tr.assignment) > 0 || tr.assignmentErr != nil {
 		if tr.partitions != -1 || tr.rf != -1 {
 			return spec, nil, topicErr(kerr.InvalidRequest, "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.")
 		}
+		if tr.assignmentErr != nil {
+			return spec, nil, tr.assignmentErr
+		}
 		for p, replicas := range tr.assignment {
-			if len(replicas) == 0 {
-				return spec, nil, topicErr(kerr.InvalidReplicaAssignment, "partition %d has an empty replica list", p)
-			}
-			seen := map[int32]bool{}
-			for _, r := range replicas {
-				if seen[r] {
-					return spec, nil, topicErr(kerr.InvalidReplicaAssignment, "partition %d lists broker %d twice", p, r)
-				}
-				seen[r] = true
-				if !slices.Contains(brokers, r) {
-					return spec, nil, topicErr(kerr.InvalidReplicaAssignment, "partition %d is assigned to broker %d, which is not registered", p, r)
-				}
-			}
-			if len(replicas) != len(tr.assignment[0]) {
-				return spec, nil, topicErr(kerr.InvalidReplicaAssignment, "all partitions must have the same number of replicas")
+			if terr := checkReplicaAssignment(img, p, replicas, len(tr.assignment[0])); terr != nil {
+				return spec, nil, terr
 			}
 		}
 		assignment = tr.assignment
