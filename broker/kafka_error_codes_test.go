@@ -142,24 +142,7 @@ func TestHeartbeatWhileCoordinatorLoads(t *testing.T) {
 // then starts at offset 10 (a failover whose new leader had not yet heard
 // the old high watermark, without the race).
 func TestListOffsetsHighWatermarkBehindEpoch(t *testing.T) {
-	tb := startBroker(t, t.TempDir(), func(c *config.Config) { c.ReplicaLagTimeMaxMs = 600000 })
-	cl := newClient(t, tb.addr)
-	createTopic(t, cl, "behind", 1, nil)
-	p, err := tb.partitions.leaderFor("behind", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	epoch := p.LeaderEpoch()
-	rs := replica.ReplicaSet{Replicas: []int32{tb.nodeID, tb.nodeID + 1}, ISR: []int32{tb.nodeID, tb.nodeID + 1}, MinISR: 1}
-	if err := p.MakeLeader(epoch+1, rs, tb.nodeID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.AppendAsLeader(makeBatch(-1, -1, -1, 10, time.Now().UnixMilli())); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.MakeLeader(epoch+2, rs, tb.nodeID); err != nil {
-		t.Fatal(err)
-	}
+	cl, p := leaderBehindItsEpoch(t, "behind", makeBatch(-1, -1, -1, 10, time.Now().UnixMilli()))
 	if !p.HighWatermarkBehindEpoch() || p.HighWatermark() != 0 {
 		t.Fatalf("setup: high watermark %d, behind its epoch %v; want 0, true", p.HighWatermark(), p.HighWatermarkBehindEpoch())
 	}

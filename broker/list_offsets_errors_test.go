@@ -250,24 +250,7 @@ func hostsReplica(b *Broker, topic string) bool {
 // leader here has a second ISR replica that never fetches, so its high
 // watermark stays 0 under 10 records.
 func TestListOffsetsNonConsumerSeesLogEnd(t *testing.T) {
-	tb := startBroker(t, t.TempDir(), func(c *config.Config) { c.ReplicaLagTimeMaxMs = 600000 })
-	cl := newClient(t, tb.addr)
-	createTopic(t, cl, "end", 1, nil)
-	p, err := tb.partitions.leaderFor("end", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	epoch := p.LeaderEpoch()
-	rs := replica.ReplicaSet{Replicas: []int32{tb.nodeID, tb.nodeID + 1}, ISR: []int32{tb.nodeID, tb.nodeID + 1}, MinISR: 1}
-	if err := p.MakeLeader(epoch+1, rs, tb.nodeID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.AppendAsLeader(encodeBatch(t, 10, 0, -1, time.Now().UnixMilli())); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.MakeLeader(epoch+2, rs, tb.nodeID); err != nil {
-		t.Fatal(err)
-	}
+	cl, p := leaderBehindItsEpoch(t, "end", encodeBatch(t, 10, 0, -1, time.Now().UnixMilli()))
 	if p.HighWatermark() != 0 || p.LogEndOffset() != 10 || !p.HighWatermarkBehindEpoch() {
 		t.Fatalf("setup: high watermark %d, log end %d; want 0 and 10", p.HighWatermark(), p.LogEndOffset())
 	}
@@ -289,4 +272,31 @@ func TestListOffsetsNonConsumerSeesLogEnd(t *testing.T) {
 			}
 		}
 	}
+}
+
+// leaderBehindItsEpoch makes a broker lead a new one-partition topic with a
+// second replica in the ISR that never fetches, appends records (the high
+// watermark stays at 0 under them) and starts a new leader epoch at their
+// end: a new leader that has not heard the old high watermark yet, without
+// the race of a real failover.
+func leaderBehindItsEpoch(t *testing.T, topic string, records []byte) (*kgo.Client, *replica.Partition) {
+	t.Helper()
+	tb := startBroker(t, t.TempDir(), func(c *config.Config) { c.ReplicaLagTimeMaxMs = 600000 })
+	cl := newClient(t, tb.addr)
+	createTopic(t, cl, topic, 1, nil)
+	p, err := tb.partitions.leaderFor(topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := replica.ReplicaSet{Replicas: []int32{tb.nodeID, tb.nodeID + 1}, ISR: []int32{tb.nodeID, tb.nodeID + 1}, MinISR: 1}
+	if err := p.MakeLeader(p.LeaderEpoch()+1, rs, tb.nodeID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.AppendAsLeader(records); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.MakeLeader(p.LeaderEpoch()+1, rs, tb.nodeID); err != nil {
+		t.Fatal(err)
+	}
+	return cl, p
 }
