@@ -67,9 +67,17 @@ func TestCoordinatorLoadRetriedAfterReadErrors(t *testing.T) {
 	const grp = "load-retry-group"
 	offsets := kadm.Offsets{}
 	offsets.Add(kadm.Offset{Topic: "load-retry", Partition: 0, At: 42, LeaderEpoch: -1})
-	if resp, err := adm.CommitOffsets(ctx, grp, offsets); err != nil || resp.Error() != nil {
-		t.Fatalf("commit offsets: %v, %v", err, resp.Error())
-	}
+	// The coordinator's broker may learn of the new topic a moment after
+	// the creation returns (UNKNOWN_TOPIC_OR_PARTITION meanwhile); a client
+	// retries, and so does this test.
+	var commitErr error
+	waitUntil(t, 20*time.Second, "the offset commit succeeds", func() bool {
+		resp, err := adm.CommitOffsets(ctx, grp, offsets)
+		if commitErr = err; err == nil {
+			commitErr = resp.Error()
+		}
+		return commitErr == nil
+	})
 	coordinator := coordinatorOf(ctx, t, adm, grp)
 	gp := group.PartitionFor(grp, c.config(0).OffsetsTopicNumPartitions)
 
