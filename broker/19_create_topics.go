@@ -3,7 +3,9 @@ package broker
 // CreateTopics: v2-7
 //
 // Behavior:
-// * Sent to the controller; other brokers answer NOT_CONTROLLER.
+// * Served by the controller; other brokers forward it there (KIP-590),
+//   retrying until timeout_ms (at most 60 s) while no controller answers,
+//   then REQUEST_TIMED_OUT for every topic (forwardIfNotController).
 // * num_partitions / replication_factor of -1 take the broker defaults
 //   (KIP-464); explicit replica assignments exclude both.
 // * Topic configs are validated (INVALID_CONFIG; a null value too) and
@@ -34,7 +36,7 @@ func handleCreateTopics(c *conn, hdr requestInfo, req kmsg.Request) (reply, erro
 	resp := r.ResponseKind().(*kmsg.CreateTopicsResponse)
 	ctx, cancel := c.b.adminContext(r.TimeoutMillis)
 	defer cancel()
-	if fwd, ok := c.forwardIfNotController(ctx, hdr, r); ok {
+	if fwd, ok := c.forwardIfNotController(ctx, hdr, r, func(e *kerr.Error) kmsg.Response { return createTopicsFailed(r, e) }); ok {
 		return now(fwd), nil
 	}
 
@@ -98,6 +100,18 @@ func handleCreateTopics(c *conn, hdr requestInfo, req kmsg.Request) (reply, erro
 		resp.Topics = append(resp.Topics, st)
 	}
 	return now(resp), nil
+}
+
+// createTopicsFailed answers every topic of r with e and no message, as
+// Kafka's CreateTopicsRequest.getErrorResponse does.
+func createTopicsFailed(r *kmsg.CreateTopicsRequest, e *kerr.Error) kmsg.Response {
+	resp := r.ResponseKind().(*kmsg.CreateTopicsResponse)
+	for _, rt := range r.Topics {
+		st := kmsg.NewCreateTopicsResponseTopic()
+		st.Topic, st.ErrorCode = rt.Topic, e.Code
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
 }
 
 // Kafka's config sources, as DescribeConfigs reports them.

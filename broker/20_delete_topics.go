@@ -3,7 +3,9 @@ package broker
 // DeleteTopics: v1-6
 //
 // Behavior:
-// * Sent to the controller; other brokers answer NOT_CONTROLLER.
+// * Served by the controller; other brokers forward it there (KIP-590),
+//   retrying until timeout_ms (at most 60 s) while no controller answers,
+//   then REQUEST_TIMED_OUT for every entry as given (forwardIfNotController).
 // * By name, or by topic ID from v6. The topic disappears from the very
 //   next Metadata response; partition data is deleted by the brokers
 //   hosting it as they see the change.
@@ -30,7 +32,7 @@ func handleDeleteTopics(c *conn, hdr requestInfo, req kmsg.Request) (reply, erro
 	resp := r.ResponseKind().(*kmsg.DeleteTopicsResponse)
 	ctx, cancel := c.b.adminContext(r.TimeoutMillis)
 	defer cancel()
-	if fwd, ok := c.forwardIfNotController(ctx, hdr, r); ok {
+	if fwd, ok := c.forwardIfNotController(ctx, hdr, r, func(e *kerr.Error) kmsg.Response { return deleteTopicsFailed(r, e) }); ok {
 		return now(fwd), nil
 	}
 
@@ -97,6 +99,27 @@ func handleDeleteTopics(c *conn, hdr requestInfo, req kmsg.Request) (reply, erro
 		add(d.name, d.id, code, msg)
 	}
 	return now(resp), nil
+}
+
+// deleteTopicsFailed answers every entry of r, name and ID as given, with
+// e and no message, as Kafka's DeleteTopicsRequest.getErrorResponse does.
+func deleteTopicsFailed(r *kmsg.DeleteTopicsRequest, e *kerr.Error) kmsg.Response {
+	resp := r.ResponseKind().(*kmsg.DeleteTopicsResponse)
+	add := func(name *string, id [16]byte) {
+		st := kmsg.NewDeleteTopicsResponseTopic()
+		st.Topic, st.TopicID, st.ErrorCode = name, id, e.Code
+		resp.Topics = append(resp.Topics, st)
+	}
+	if r.Version >= 6 {
+		for _, t := range r.Topics {
+			add(t.Topic, t.TopicID)
+		}
+	} else {
+		for _, n := range r.TopicNames {
+			add(kmsg.StringPtr(n), [16]byte{})
+		}
+	}
+	return resp
 }
 
 // deletion is one answer of a DeleteTopics request: a topic to delete

@@ -3,7 +3,9 @@ package broker
 // CreatePartitions: v0-3
 //
 // Behavior:
-// * Sent to the controller; other brokers answer NOT_CONTROLLER.
+// * Served by the controller; other brokers forward it there (KIP-590),
+//   retrying until timeout_ms (at most 60 s) while no controller answers,
+//   then REQUEST_TIMED_OUT for every topic (forwardIfNotController).
 // * The count must exceed the current one (INVALID_PARTITIONS); explicit
 //   assignments, when given, list replicas for each new partition only,
 //   checked as CreateTopics checks them (registered brokers, none twice,
@@ -29,7 +31,7 @@ func handleCreatePartitions(c *conn, hdr requestInfo, req kmsg.Request) (reply, 
 	resp := r.ResponseKind().(*kmsg.CreatePartitionsResponse)
 	ctx, cancel := c.b.adminContext(r.TimeoutMillis)
 	defer cancel()
-	if fwd, ok := c.forwardIfNotController(ctx, hdr, r); ok {
+	if fwd, ok := c.forwardIfNotController(ctx, hdr, r, func(e *kerr.Error) kmsg.Response { return createPartitionsFailed(r, e) }); ok {
 		return now(fwd), nil
 	}
 
@@ -50,6 +52,18 @@ func handleCreatePartitions(c *conn, hdr requestInfo, req kmsg.Request) (reply, 
 		resp.Topics = append(resp.Topics, st)
 	}
 	return now(resp), nil
+}
+
+// createPartitionsFailed answers every topic of r with e and no message,
+// as Kafka's CreatePartitionsRequest.getErrorResponse does.
+func createPartitionsFailed(r *kmsg.CreatePartitionsRequest, e *kerr.Error) kmsg.Response {
+	resp := r.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	for _, rt := range r.Topics {
+		st := kmsg.NewCreatePartitionsResponseTopic()
+		st.Topic, st.ErrorCode = rt.Topic, e.Code
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
 }
 
 func (b *Broker) addPartitions(ctx context.Context, rt kmsg.CreatePartitionsRequestTopic, validateOnly bool) *topicError {

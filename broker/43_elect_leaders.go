@@ -3,8 +3,12 @@ package broker
 // ElectLeaders: v0-2
 //
 // Behavior:
-// * Sent to the controller; other brokers answer NOT_CONTROLLER for every
-//   partition (clients look at the first one and retry elsewhere).
+// * Served by the controller; other brokers forward it there (KIP-590),
+//   retrying until timeout_ms (at most 60 s) while no controller answers,
+//   then REQUEST_TIMED_OUT at the top level (v1+) and for every partition
+//   as given (forwardIfNotController). A broker that cannot forward (a
+//   forwarded request, never forwarded twice) answers NOT_CONTROLLER for
+//   every partition.
 // * PREFERRED (0) moves leadership to the first replica of the assignment
 //   when it is alive, not shutting down and in the ISR: ELECTION_NOT_NEEDED
 //   if it already leads, PREFERRED_LEADER_NOT_AVAILABLE otherwise.
@@ -62,7 +66,7 @@ func handleElectLeaders(c *conn, hdr requestInfo, req kmsg.Request) (reply, erro
 	resp := r.ResponseKind().(*kmsg.ElectLeadersResponse)
 	ctx, cancel := c.b.adminContext(r.TimeoutMillis)
 	defer cancel()
-	if fwd, ok := c.forwardIfNotController(ctx, hdr, r); ok {
+	if fwd, ok := c.forwardIfNotController(ctx, hdr, r, func(e *kerr.Error) kmsg.Response { return electLeadersFailed(r, e) }); ok {
 		return now(fwd), nil
 	}
 
@@ -123,6 +127,26 @@ func handleElectLeaders(c *conn, hdr requestInfo, req kmsg.Request) (reply, erro
 		resp.Topics[ti].Partitions = append(resp.Topics[ti].Partitions, rp)
 	}
 	return now(resp), nil
+}
+
+// electLeadersFailed answers r with e at the top level (v1+) and for every
+// partition as given, duplicates included, with no message, as Kafka's
+// ElectLeadersRequest.getErrorResponse does; a null topic list gets the
+// top-level code only.
+func electLeadersFailed(r *kmsg.ElectLeadersRequest, e *kerr.Error) kmsg.Response {
+	resp := r.ResponseKind().(*kmsg.ElectLeadersResponse)
+	resp.ErrorCode = e.Code
+	for _, rt := range r.Topics {
+		t := kmsg.NewElectLeadersResponseTopic()
+		t.Topic = rt.Topic
+		for _, p := range rt.Partitions {
+			rp := kmsg.NewElectLeadersResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p, e.Code
+			t.Partitions = append(t.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, t)
+	}
+	return resp
 }
 
 // electionTargets lists the partitions a request names, each once, in

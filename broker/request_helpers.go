@@ -1,7 +1,7 @@
 package broker
 
-// Pieces several API handlers share: the deadline and duplicate-name
-// check of the admin requests the controller serves (CreateTopics,
+// Pieces several API handlers share: the deadline, forwarding and
+// duplicate-name check of the admin requests the controller serves (CreateTopics,
 // DeleteTopics, CreatePartitions, ElectLeaders), and the leader lookup and
 // leader-epoch fencing of per-partition reads (ListOffsets,
 // OffsetForLeaderEpoch).
@@ -82,29 +82,124 @@ func (b *Broker) awaitController(ctx context.Context) *etcd.Controller {
 	}
 }
 
+// forwardRetryTimeout bounds how long a forwarded admin request keeps
+// trying to reach the controller: Kafka's forwarding channel gives up after
+// 60 s (BrokerServer's retryTimeoutMs); kbroker gives up earlier when the
+// request's own timeout_ms ends first.
+const forwardRetryTimeout = 60 * time.Second
+
+// forwardBackoff is the pause between two attempts to reach the same
+// controller; a change of controller in the metadata image, or this broker
+// becoming the controller, ends it early.
+const forwardBackoff = 100 * time.Millisecond
+
 // forwardIfNotController sends an admin request this broker cannot serve,
-// because another broker is the controller, to that controller and returns
-// its answer, as a Kafka 4.x broker forwards admin requests (KIP-590):
-// clients whose metadata names a stale controller, or that send admin
-// requests to any broker, are served rather than told NOT_CONTROLLER.
-// ok is false when this broker should answer itself: it is (or is about to
-// be) the controller, no controller is known, the request was itself
-// forwarded by a broker (never forwarded twice), or the controller could
-// not be reached — then the handler answers NOT_CONTROLLER as before.
-func (c *conn) forwardIfNotController(ctx context.Context, hdr requestInfo, req kmsg.Request) (kmsg.Response, bool) {
-	if c.b.awaitController(ctx) != nil || strings.HasPrefix(hdr.clientID, interBrokerClientIDPrefix) {
+// because it is not the controller, to the controller and returns its
+// answer, as a Kafka 4.x broker forwards admin requests (KIP-590). As
+// Kafka's forwarding channel does, it keeps trying while no controller is
+// elected, the controller cannot be reached, or the controller answers
+// NOT_CONTROLLER (it was just deposed), re-resolving the controller from
+// the metadata image each time, until ctx ends (the request's timeout_ms,
+// at most forwardRetryTimeout); then it answers failed(REQUEST_TIMED_OUT),
+// the code on every entry as Kafka's getErrorResponse puts it.
+//
+// ok is false when the handler should answer itself: this broker is (or
+// becomes meanwhile) the controller; the request was itself forwarded by a
+// broker (never forwarded twice: the handler answers NOT_CONTROLLER, which
+// the forwarding broker retries); or the broker has no inter-broker channel
+// (test brokers without one answer NOT_CONTROLLER).
+func (c *conn) forwardIfNotController(ctx context.Context, hdr requestInfo, req kmsg.Request, failed func(*kerr.Error) kmsg.Response) (kmsg.Response, bool) {
+	if strings.HasPrefix(hdr.clientID, interBrokerClientIDPrefix) || c.b.interBroker == nil {
+		c.b.awaitController(ctx)
 		return nil, false
 	}
-	id := c.b.view.Image().ControllerID
-	if id < 0 || id == c.b.nodeID || c.b.interBroker == nil {
-		return nil, false
+	ctx, cancel := context.WithTimeout(ctx, forwardRetryTimeout)
+	defer cancel()
+	api := kmsg.NameForKey(req.Key())
+	attempts := 0
+	for {
+		if c.b.controller.Load() != nil {
+			return nil, false
+		}
+		img := c.b.view.Image()
+		if id := img.ControllerID; id >= 0 && id != c.b.nodeID {
+			attempts++
+			resp, err := c.b.interBroker.forward(ctx, id, req)
+			switch {
+			case err == nil && !answersNotController(resp):
+				return resp, true
+			case err == nil:
+				c.b.logger.Debug("controller answered NOT_CONTROLLER to a forwarded request; retrying", "api", api, "controller", id)
+			default:
+				c.b.logger.Debug("could not forward an admin request to the controller; retrying", "api", api, "controller", id, "err", err)
+			}
+		}
+		if !c.awaitControllerChange(ctx, img) {
+			c.b.logger.Info("no controller answered a forwarded admin request before its timeout; answering REQUEST_TIMED_OUT",
+				"api", api, "controller", c.b.view.Image().ControllerID, "attempts", attempts, "client_id", hdr.clientID)
+			return failed(kerr.RequestTimedOut), true
+		}
 	}
-	resp, err := c.b.interBroker.forward(ctx, id, req)
-	if err != nil {
-		c.b.logger.Info("could not forward an admin request to the controller; answering NOT_CONTROLLER", "api", kmsg.NameForKey(req.Key()), "controller", id, "err", err)
-		return nil, false
+}
+
+// awaitControllerChange pauses for forwardBackoff between forwarding
+// attempts, returning early when this broker becomes the controller or the
+// image names another controller than img; false once ctx has ended.
+func (c *conn) awaitControllerChange(ctx context.Context, img *etcd.Image) bool {
+	deadline := time.Now().Add(forwardBackoff)
+	for time.Now().Before(deadline) {
+		if c.b.controller.Load() != nil {
+			return true
+		}
+		if now := c.b.view.Image(); now.ControllerID != img.ControllerID || now.ControllerEpoch != img.ControllerEpoch {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
-	return resp, true
+	return ctx.Err() == nil
+}
+
+// answersNotController reports whether a controller's answer to a
+// forwarded request carries NOT_CONTROLLER anywhere, which Kafka's
+// forwarding channel takes as a stale controller and retries.
+func answersNotController(resp kmsg.Response) bool {
+	nc := kerr.NotController.Code
+	switch r := resp.(type) {
+	case *kmsg.CreateTopicsResponse:
+		for _, t := range r.Topics {
+			if t.ErrorCode == nc {
+				return true
+			}
+		}
+	case *kmsg.DeleteTopicsResponse:
+		for _, t := range r.Topics {
+			if t.ErrorCode == nc {
+				return true
+			}
+		}
+	case *kmsg.CreatePartitionsResponse:
+		for _, t := range r.Topics {
+			if t.ErrorCode == nc {
+				return true
+			}
+		}
+	case *kmsg.ElectLeadersResponse:
+		if r.ErrorCode == nc {
+			return true
+		}
+		for _, t := range r.Topics {
+			for _, p := range t.Partitions {
+				if p.ErrorCode == nc {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // leaderOrCode returns the partition if this broker leads it, else the
