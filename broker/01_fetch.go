@@ -11,6 +11,8 @@ package broker
 // * Long-polls up to max_wait_ms until min_bytes are available, woken by
 //   appends to any fetched partition.
 // * Fetch sessions (KIP-227), full and incremental; see fetch_sessions.go.
+//   A session opened below v13 and continued at v13+, or the reverse,
+//   answers FETCH_SESSION_TOPIC_ID_ERROR.
 // * Record bytes go from the segment file to the socket with sendfile.
 // * Follower fetching (KIP-392): consumers at v11+ (and the debugging
 //   replica ID -2 at any version) may read from a follower, up to its high
@@ -114,14 +116,14 @@ func handleFetch(c *conn, hdr requestInfo, req kmsg.Request) (reply, error) {
 			if r.SessionID != 0 {
 				c.b.sessions.remove(r.SessionID)
 			}
-			if session = c.b.sessions.create(); session != nil {
+			if session = c.b.sessions.create(r.Version); session != nil {
 				for _, sp := range reqParts {
 					session.upsert(sp)
 				}
 				parts = session.parts
 			}
 		default:
-			fs, kerrErr := c.b.sessions.get(r.SessionID, r.SessionEpoch)
+			fs, kerrErr := c.b.sessions.get(r.SessionID, r.SessionEpoch, r.Version)
 			if kerrErr != nil {
 				resp := r.ResponseKind().(*kmsg.FetchResponse)
 				resp.ErrorCode = kerrErr.Code

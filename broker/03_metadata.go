@@ -15,14 +15,18 @@ package broker
 //   created with their coordinators' settings, other topics with
 //   num.partitions and default.replication.factor.
 // * A topic whose partition leader is not a registered broker answers
-//   LEADER_NOT_AVAILABLE and leader -1 for that partition, no topic error.
+//   LEADER_NOT_AVAILABLE and leader -1 for that partition, no topic error;
+//   a leader without an endpoint for the client's listener answers
+//   LISTENER_NOT_FOUND (LEADER_NOT_AVAILABLE below v6), leader -1.
 // * Brokers are advertised with the endpoint of the listener the client
-//   connected through.
+//   connected through; a broker without that listener is not listed.
 //
 // Version notes:
+// * v0: REPLICA_NOT_AVAILABLE, only available replicas listed.
 // * v1: controller, rack, internal; v2: cluster ID; v4: allow auto-creation;
-//   v5: offline replicas; v7: leader epoch; v8: authorized operations;
-//   v9: flexible; v10: topic IDs; v12: lookup by topic ID.
+//   v5: offline replicas; v6: LISTENER_NOT_FOUND; v7: leader epoch;
+//   v8: authorized operations; v9: flexible; v10: topic IDs; v12: lookup by
+//   topic ID.
 
 import (
 	"context"
@@ -222,27 +226,66 @@ func appendBrokers(c *conn, img *etcd.Image, out *[]kmsg.MetadataResponseBroker)
 	}
 }
 
+// topicMetadata describes a topic's partitions as Kafka's
+// KRaftMetadataCache.getPartitionMetadata does for a client on c's
+// listener. A replica counts as available when its broker is alive and
+// advertises that listener; the others are offline replicas. A leader that
+// is not available answers leader -1 (its epoch kept) with
+// LEADER_NOT_AVAILABLE when it is not a live broker, and when it is one
+// without the listener LISTENER_NOT_FOUND from v6 (LEADER_NOT_AVAILABLE
+// below). v0 lists only the available replicas and ISR members and, when
+// the leader is available but some replica is not, answers
+// REPLICA_NOT_AVAILABLE; later versions list them all.
 func topicMetadata(c *conn, img *etcd.Image, t *etcd.Topic, version int16) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.Topic = kmsg.StringPtr(t.Name)
 	mt.TopicID = t.ID
 	mt.IsInternal = isInternalTopic(t.Name)
 	mt.AuthorizedOperations = authorizedOperationsOmitted
+	available := func(id int32) bool {
+		info, alive := img.Brokers[id]
+		if !alive {
+			return false
+		}
+		_, ok := c.b.advertisedEndpoint(info, c.listener)
+		return ok
+	}
+	listed := func(ids []int32) []int32 {
+		if version > 0 {
+			return ids
+		}
+		out := []int32{}
+		for _, id := range ids {
+			if available(id) {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
 	for _, p := range t.Partitions {
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p.ID
 		mp.Leader = p.State.Leader
 		mp.LeaderEpoch = p.State.LeaderEpoch
-		mp.Replicas = p.Replicas
-		mp.ISR = p.State.ISR
+		mp.Replicas = listed(p.Replicas)
+		mp.ISR = listed(p.State.ISR)
 		for _, r := range p.Replicas {
-			if _, alive := img.Brokers[r]; !alive {
+			if !available(r) {
 				mp.OfflineReplicas = append(mp.OfflineReplicas, r)
 			}
 		}
-		if _, alive := img.Brokers[p.State.Leader]; !alive {
+		switch _, alive := img.Brokers[p.State.Leader]; {
+		case !alive:
 			mp.ErrorCode = kerr.LeaderNotAvailable.Code
 			mp.Leader = -1
+		case !available(p.State.Leader):
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+			if version >= 6 {
+				mp.ErrorCode = kerr.ListenerNotFound.Code
+			}
+			mp.Leader = -1
+		case len(mp.Replicas) < len(p.Replicas) || len(mp.ISR) < len(p.State.ISR):
+			mp.ErrorCode = kerr.ReplicaNotAvailable.Code // v0 only: later versions list them all
 		}
 		if mp.ISR == nil {
 			mp.ISR = []int32{}

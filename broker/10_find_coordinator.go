@@ -8,6 +8,9 @@ package broker
 //   (COORDINATOR_NOT_AVAILABLE until it can be).
 // * Transaction keys: likewise, on __transaction_state.
 // * v4+ batches keys; older versions take one.
+// * A coordinator that is not a live broker, or that advertises no endpoint
+//   for the listener the client connected through, is
+//   COORDINATOR_NOT_AVAILABLE (Kafka's getAliveBrokerNode finds no node).
 //
 // Version notes:
 // * v1: key type, error message; v3: flexible; v4: batched keys.

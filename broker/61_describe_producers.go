@@ -4,13 +4,15 @@ package broker
 //
 // Behavior:
 // * Lists the active idempotent and transactional producers of each
-//   partition this broker leads: epoch, last sequence and timestamp,
-//   coordinator epoch, and the start offset of an open transaction.
+//   partition this broker holds a replica of, leader or follower (Kafka's
+//   ReplicaManager.activeProducerState reads the local log): epoch, last
+//   sequence and timestamp, coordinator epoch, and the start offset of an
+//   open transaction.
+// * A partition this broker holds no replica of is NOT_LEADER_OR_FOLLOWER,
+//   an unknown one UNKNOWN_TOPIC_OR_PARTITION, one in an offline log dir
+//   KAFKA_STORAGE_ERROR.
 
 import (
-	"errors"
-
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -23,13 +25,10 @@ func handleDescribeProducers(c *conn, hdr requestInfo, req kmsg.Request) (reply,
 		for _, pi := range t.Partitions {
 			rp := kmsg.NewDescribeProducersResponseTopicPartition()
 			rp.Partition = pi
-			p, err := c.b.partitions.leaderFor(t.Topic, pi)
-			switch {
-			case errors.Is(err, errUnknownPartition):
-				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case err != nil:
-				rp.ErrorCode = kerr.NotLeaderForPartition.Code
-			default:
+			p, err := c.b.partitions.hosted(t.Topic, pi)
+			if err != nil {
+				rp.ErrorCode = c.b.partitionErrorCode(err, "describe producers", t.Topic, pi)
+			} else {
 				for _, ap := range p.ActiveProducers() {
 					out := kmsg.NewDescribeProducersResponseTopicPartitionActiveProducer()
 					out.ProducerID = ap.ProducerID

@@ -15,6 +15,11 @@ import (
 //
 // Session epochs: 0 opens a session (full fetch), -1 closes one (full,
 // sessionless fetch), otherwise the epoch must be the session's next one.
+//
+// A session names its topics by ID when it was opened at v13+ and by name
+// below; as Kafka's FetchManager.newContext, an incremental fetch on the
+// other side of that boundary (with the right epoch) answers
+// FETCH_SESSION_TOPIC_ID_ERROR, and the session stays as it was.
 const (
 	sessionEpochInitial = 0
 	sessionEpochFinal   = -1
@@ -44,6 +49,7 @@ type sessionPartition struct {
 type fetchSession struct {
 	id       int32
 	epoch    int32 // the epoch the next request must carry
+	topicIDs bool  // opened at Fetch v13+: topics are named by ID
 	parts    []*sessionPartition
 	index    map[topicPartitionKey]*sessionPartition
 	lastUsed time.Time
@@ -102,8 +108,9 @@ func newFetchSessions(max int) *fetchSessions {
 	return s
 }
 
-// create registers a new session, or returns nil when the cache is full.
-func (s *fetchSessions) create() *fetchSession {
+// create registers a new session opened by a fetch of the given version, or
+// returns nil when the cache is full.
+func (s *fetchSessions) create(version int16) *fetchSession {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.mu.byID) >= s.max {
@@ -122,14 +129,14 @@ func (s *fetchSessions) create() *fetchSession {
 	for id == 0 || s.mu.byID[id] != nil {
 		id = rand.Int32()
 	}
-	fs := &fetchSession{id: id, epoch: 1, index: map[topicPartitionKey]*sessionPartition{}, lastUsed: time.Now()}
+	fs := &fetchSession{id: id, epoch: 1, topicIDs: version >= 13, index: map[topicPartitionKey]*sessionPartition{}, lastUsed: time.Now()}
 	s.mu.byID[id] = fs
 	return fs
 }
 
-// get returns the session for an incremental fetch and advances its epoch,
-// or the error Kafka answers with.
-func (s *fetchSessions) get(id, epoch int32) (*fetchSession, *kerr.Error) {
+// get returns the session for an incremental fetch of the given version and
+// advances its epoch, or the error Kafka answers with.
+func (s *fetchSessions) get(id, epoch int32, version int16) (*fetchSession, *kerr.Error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fs := s.mu.byID[id]
@@ -138,6 +145,9 @@ func (s *fetchSessions) get(id, epoch int32) (*fetchSession, *kerr.Error) {
 	}
 	if fs.epoch != epoch {
 		return nil, kerr.InvalidFetchSessionEpoch
+	}
+	if fs.topicIDs != (version >= 13) {
+		return nil, kerr.FetchSessionTopicIDError
 	}
 	fs.epoch++
 	if fs.epoch < 0 {

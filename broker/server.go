@@ -109,16 +109,17 @@ func (b *Broker) endpointOf(listener string) (etcd.Endpoint, bool) {
 	return etcd.Endpoint{}, false
 }
 
-// advertisedEndpoint is the endpoint clients of a given listener should use;
-// the first listener when the name is unknown.
+// advertisedEndpoint is the endpoint clients of a given listener should use,
+// and false when the broker advertises no listener of that name. As Kafka's
+// MetadataCache (getAliveBrokerNode, getAliveBrokerNodes) there is no
+// fallback to another listener: such a broker is left out of Metadata and
+// DescribeCluster, a partition it leads answers LISTENER_NOT_FOUND, and as
+// a coordinator it is COORDINATOR_NOT_AVAILABLE.
 func (b *Broker) advertisedEndpoint(info etcd.BrokerInfo, listener string) (etcd.Endpoint, bool) {
 	for _, ep := range info.Endpoints {
 		if ep.Listener == listener {
 			return ep, true
 		}
-	}
-	if len(info.Endpoints) > 0 {
-		return info.Endpoints[0], true
 	}
 	return etcd.Endpoint{}, false
 }
