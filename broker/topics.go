@@ -179,11 +179,13 @@ func (b *Broker) planTopic(img *etcd.Image, tr topicRequest) (etcd.TopicSpec, []
 		if rf == -1 {
 			rf = int16(b.cfg.DefaultReplicationFactor)
 		}
-		if partitions <= 0 {
-			return spec, nil, topicErr(kerr.InvalidPartitions, "Number of partitions must be larger than 0.")
-		}
+		// Kafka's order and words (ReplicationControlManager.createTopic):
+		// the replication factor is checked before the partition count.
 		if rf <= 0 {
-			return spec, nil, topicErr(kerr.InvalidReplicationFactor, "Replication factor must be larger than 0.")
+			return spec, nil, topicErr(kerr.InvalidReplicationFactor, "Replication factor must be larger than 0, or -1 to use the default value.")
+		}
+		if partitions <= 0 {
+			return spec, nil, topicErr(kerr.InvalidPartitions, "Number of partitions was set to an invalid non-positive value.")
 		}
 		if int(rf) > len(brokers) {
 			return spec, nil, topicErr(kerr.InvalidReplicationFactor, "Replication factor: %d larger than available brokers: %d.", rf, len(brokers))
