@@ -86,7 +86,9 @@ func errorCode(err error) (code int16, unexpected bool) {
 	}
 	for _, m := range errorCodes {
 		if errors.Is(err, m.err) {
-			return m.code.Code, m.err == storage.ErrCorruptFile
+			// A file that does not parse is the one mapped error nobody
+			// logged where it happened.
+			return m.code.Code, errors.Is(err, storage.ErrCorruptFile)
 		}
 	}
 	return kerr.KafkaStorageError.Code, true

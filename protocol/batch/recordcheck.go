@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -72,7 +73,7 @@ func (e *RecordErrors) Unwrap() error { return e.Err }
 // Message is the partition's error_message, worded as Kafka words it
 // (LogValidator.processRecordErrors).
 func (e *RecordErrors) Message() string {
-	if e.Err == ErrInvalidTimestamp {
+	if errors.Is(e.Err, ErrInvalidTimestamp) {
 		return "One or more records have been rejected due to invalid timestamp"
 	}
 	var sb strings.Builder
