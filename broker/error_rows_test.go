@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"hash/crc32"
 	"testing"
 	"time"
 
@@ -186,10 +185,7 @@ func batchOfValue(value []byte) []byte {
 	b.ProducerID, b.ProducerEpoch, b.FirstSequence = -1, -1, -1
 	b.NumRecords = 1
 	b.Records = r.AppendTo(nil)
-	b.Length = int32(len(b.AppendTo(nil)) - 12)
-	raw := b.AppendTo(nil)
-	b.CRC = int32(crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
-	return b.AppendTo(nil)
+	return sealBatch(b)
 }
 
 // TestProduceBatchLargerThanSegment: a batch within max.message.bytes but

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"log/slog"
 	"net"
 	"sync"
@@ -250,10 +249,7 @@ func keyedBatch() []byte {
 	b.Magic, b.NumRecords, b.ProducerID, b.ProducerEpoch, b.FirstSequence = 2, 1, -1, -1, -1
 	b.FirstTimestamp, b.MaxTimestamp = time.Now().UnixMilli(), time.Now().UnixMilli()
 	b.Records = rec.AppendTo(nil)
-	b.Length = int32(len(b.AppendTo(nil)) - 12)
-	raw := b.AppendTo(nil)
-	b.CRC = int32(crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
-	return b.AppendTo(nil)
+	return sealBatch(b)
 }
 
 // TestInitProducerIDInvalidRequest: InitProducerId with an empty (not

@@ -88,9 +88,13 @@ func encodeBatch(t *testing.T, n int, attrs int16, producerID int64, ts int64) [
 	}
 	b.NumRecords = int32(n)
 	b.Records = records
+	return sealBatch(b)
+}
+
+// sealBatch fills in a v2 batch's length and CRC-32C and encodes it.
+func sealBatch(b kmsg.RecordBatch) []byte {
 	b.Length = int32(len(b.AppendTo(nil)) - 12)
-	raw := b.AppendTo(nil)
-	b.CRC = int32(crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
+	b.CRC = int32(crc32.Checksum(b.AppendTo(nil)[21:], crc32.MakeTable(crc32.Castagnoli)))
 	return b.AppendTo(nil)
 }
 

@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"errors"
-	"hash/crc32"
 	"strings"
 	"testing"
 	"time"
@@ -33,9 +32,7 @@ func batchWithKeys(keys [][]byte, ts int64) []byte {
 	b.ProducerID, b.ProducerEpoch, b.FirstSequence = -1, -1, -1
 	b.NumRecords = int32(len(keys))
 	b.Records = records
-	b.Length = int32(len(b.AppendTo(nil)) - 12)
-	b.CRC = int32(crc32.Checksum(b.AppendTo(nil)[21:], crc32.MakeTable(crc32.Castagnoli)))
-	return b.AppendTo(nil)
+	return sealBatch(b)
 }
 
 func produceOne(t *testing.T, cl *kgo.Client, r *kgo.Record) error {
