@@ -392,10 +392,7 @@ func (c *conn) buildFetch(r *kmsg.FetchRequest, session *fetchSession, full bool
 	if session != nil {
 		resp.sessionID = session.id
 	}
-	var hints *leaderHints
-	if r.Version >= 16 {
-		hints = newLeaderHints(c)
-	}
+	var hints *leaderHints // made for the first partition that needs one
 	var lastTopic *fetchTopicOut
 	for i := range results {
 		fp := &results[i]
@@ -422,7 +419,10 @@ func (c *conn) buildFetch(r *kmsg.FetchRequest, session *fetchSession, full bool
 		}
 		lastTopic.parts = append(lastTopic.parts, fp)
 		c.b.metrics.bytesOut.Add(float64(fp.data.Size))
-		if hints != nil {
+		if r.Version >= 16 && fp.errCode != 0 {
+			if hints == nil {
+				hints = newLeaderHints(c)
+			}
 			if h, ok := hints.forPartition(sp.topic, sp.partition, fp.errCode); ok {
 				fp.currentLeader = &h
 			}
